@@ -1,0 +1,34 @@
+/** The images stage's interface: turn an image name plus its spec into a cached root filesystem. */
+import type { ImageSpec } from '../matrix/types.js';
+
+/** What a run or `images build` asks for: the image name and everything layered on top of its base. */
+export interface ImageRequest {
+  /** As written by the user: `debian:bookworm`, `debian:stable`, or a name with `pull:`/`path:`/`machine:`. */
+  name: string;
+  spec: ImageSpec;
+  /** Matrix-wide packages plus image packages plus (for boot) systemd packages, in order, deduplicated. */
+  packages: string[];
+  /** Matrix-wide setup then image setup. */
+  setup?: string;
+}
+
+export interface ProvisionOptions {
+  /** Absolute state directory (images, locks, temporary builds live below it). */
+  stateDir: string;
+  /** Progress lines for the terminal; the full log always goes to the image's build log. */
+  onProgress?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface ProvisionedImage {
+  name: string;
+  /** Content key of the top layer (what the cell runs on). */
+  key: string;
+  baseKey: string;
+  /** Absolute path of the root filesystem directory (read-only by contract: cells run on a copy-on-write view). */
+  root: string;
+  /** True when nothing had to be built. */
+  cached: boolean;
+  /** Human description of what the key was made from (printed so invalidation is never a mystery). */
+  madeFrom: string;
+}

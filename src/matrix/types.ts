@@ -1,0 +1,100 @@
+/** The validated matrix model: what a matrix file means once it has been parsed and checked. */
+
+export type MatrixValue = string | number | boolean;
+export type SourceMode = 'overlay' | 'ro' | 'rw';
+export type NetworkMode = 'host' | 'private';
+
+/** `host:container[:ro]`, validated against the host's dangerous paths at run time (runtime/binds). */
+export interface BindSpec {
+  host: string;
+  container: string;
+  readOnly: boolean;
+}
+
+/** How to make one image: keyed by image name in the matrix file's `images:`. All fields optional. */
+export interface ImageSpec {
+  /** Packages installed into this image on top of the matrix-wide `packages`. */
+  packages: string[];
+  /** Shell script run inside the image at build time, after packages (cached with the image). */
+  setup?: string;
+  /** Debian/Ubuntu mirror URL; default: the host's apt sources. */
+  mirror?: string;
+  /** Root filesystem tarball (http(s) URL or local path) and its required sha256. */
+  pull?: { url: string; sha256: string };
+  /** An existing directory used read-only as the base. */
+  path?: string;
+  /** An image in /var/lib/machines. */
+  machine?: string;
+  /** Accept an expired Release file (snapshot mirrors, sid on some mirrors). */
+  allowExpiredRelease?: boolean;
+}
+
+export interface StepSpec {
+  name: string;
+  /** Shell script; may contain `${{ matrix.KEY }}` (interpolated per cell). */
+  run: string;
+  /** Per-step timeout in milliseconds (defaults to the matrix `timeout`). */
+  timeoutMs?: number;
+  /** `true`, `false`, or a `${{ matrix.KEY }}` expression resolved per cell. */
+  continueOnError?: boolean | string;
+  retries?: number;
+  env: Record<string, string>;
+}
+
+export interface Axis {
+  key: string;
+  values: MatrixValue[];
+}
+
+export interface MatrixModel {
+  /** Absolute path of the matrix file, and its directory (the source tree mounted at /src). */
+  file: string;
+  dir: string;
+  name: string;
+  /** Axes in declaration order; the `image` axis is one of them unless every cell comes from `include`. */
+  axes: Axis[];
+  include: Record<string, MatrixValue>[];
+  exclude: Record<string, MatrixValue>[];
+  images: Record<string, ImageSpec>;
+  packages: string[];
+  setup?: string;
+  source: SourceMode;
+  env: Record<string, string>;
+  boot: boolean;
+  network: NetworkMode;
+  privateUsers: boolean;
+  failFast: boolean;
+  maxParallel?: number;
+  timeoutMs: number;
+  retries: number;
+  /** Matrix-level (per cell) continue-on-error: a boolean or a `${{ matrix.KEY }}` expression. */
+  continueOnError: boolean | string;
+  bind: BindSpec[];
+  /** Extra systemd-nspawn options passed through verbatim (power users). */
+  nspawn: string[];
+  steps: StepSpec[];
+}
+
+/** A step with every `${{ matrix.* }}` resolved for one cell. */
+export interface CellStep {
+  index: number;
+  name: string;
+  run: string;
+  timeoutMs: number;
+  retries: number;
+  continueOnError: boolean;
+  env: Record<string, string>;
+}
+
+/** One combination of the matrix: what `list` prints and `run` runs. */
+export interface Cell {
+  /** Stable across runs and filesystem-safe: names the cell's output directory. */
+  id: string;
+  /** Human label, unique in the run, e.g. `debian:trixie [cc=gcc]`. */
+  name: string;
+  image: string;
+  /** Every axis value of this combination (including `image` and values added by `include`). */
+  values: Record<string, MatrixValue>;
+  continueOnError: boolean;
+  steps: CellStep[];
+}

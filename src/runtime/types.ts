@@ -1,0 +1,74 @@
+/** The runtime stage's interface: one ephemeral systemd-nspawn container per cell. */
+import type { BindSpec, NetworkMode, SourceMode } from '../matrix/types.js';
+import type { JournalSummary } from '../run/result.js';
+
+export type EphemeralStrategy = 'overlay' | 'btrfs-snapshot' | 'volatile' | 'copy';
+
+export interface HostInfo {
+  isRoot: boolean;
+  nspawnPath: string | null;
+  /** Major version of systemd-nspawn, e.g. 252. */
+  nspawnVersion: number | null;
+  nspawnVersionText: string | null;
+  systemdIsPid1: boolean;
+  overlayfs: boolean;
+  userNamespaces: boolean;
+  /** Mixed cgroup v1/v2 ("hybrid"), pure v2 ("unified") or pure v1 ("legacy"). */
+  cgroupLayout: 'unified' | 'hybrid' | 'legacy';
+  hostname: string;
+}
+
+export interface ContainerOptions {
+  /** Filesystem-safe cell id; used in the machine name and temporary paths. */
+  cellId: string;
+  /** Image root filesystem (never written). */
+  root: string;
+  /** Absolute: the cell's output directory (logs, artifacts/, journal/). */
+  cellOutputDir: string;
+  /** Absolute: where per-run scratch (overlay upper dirs, control files) goes; removed on close. */
+  scratchDir: string;
+  sourceDir: string;
+  sourceMode: SourceMode;
+  network: NetworkMode;
+  privateUsers: boolean;
+  boot: boolean;
+  binds: BindSpec[];
+  nspawnExtra: string[];
+  env: Record<string, string>;
+  strategy?: EphemeralStrategy;
+  /** Opt-in: SYSTEMD_SECCOMP=0 (trusted matrices only). */
+  noSeccomp?: boolean;
+  /** Interactive shell: attach the terminal instead of piping. */
+  interactive?: boolean;
+}
+
+export interface ExecRequest {
+  /** 0-based step index and name (the log is `<cellOutputDir>/<nn>-<slug>.log`, nn = index+1, 2 digits). */
+  index: number;
+  name: string;
+  script: string;
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Absolute log path for this attempt. */
+  logPath: string;
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  durationMs: number;
+  /** nspawn itself failed (could not start the container): not the step's fault. */
+  infrastructureError?: string;
+  tail: string[];
+}
+
+export interface Container {
+  readonly machine: string;
+  readonly strategy: EphemeralStrategy;
+  exec(request: ExecRequest): Promise<ExecResult>;
+  /** Stops the container (boot mode), collects the journal, removes every scratch path. Idempotent. */
+  close(): Promise<{ journal?: JournalSummary }>;
+}
