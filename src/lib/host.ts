@@ -1,0 +1,86 @@
+/**
+ * What this machine can do, read once per process: root, systemd-nspawn and its version, whether systemd is
+ * PID 1 (without it and without a system bus nspawn must not try to register with machined), overlayfs, user
+ * namespaces and the cgroup layout. Shared by the images stage (which runs nspawn for package installs) and
+ * the runtime stage.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { HostInfo } from '../runtime/types.js';
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function findOnPath(command: string): string | null {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const candidate = `${dir}/${command}`;
+    if (dir && existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+export function systemdIsPid1(): boolean {
+  // /run/systemd/system exists exactly when systemd is the running init (sd_booted(3)); PID 1's executable
+  // name confirms it where /run is not a tmpfs and could hold a stale directory.
+  if (!existsSync('/run/systemd/system')) return false;
+  try {
+    return /systemd$/.test(readlinkSync('/proc/1/exe'));
+  } catch {
+    return (readText('/proc/1/comm') ?? '').trim() === 'systemd';
+  }
+}
+
+function cgroupLayout(): HostInfo['cgroupLayout'] {
+  if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return 'unified';
+  if (existsSync('/sys/fs/cgroup/unified/cgroup.controllers')) return 'hybrid';
+  return 'legacy';
+}
+
+function nspawnVersion(path: string | null): { major: number | null; text: string | null } {
+  if (!path) return { major: null, text: null };
+  try {
+    const out = execFileSync(path, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const first = out.split('\n')[0] ?? '';
+    const match = /systemd (\d+)/.exec(first);
+    return { major: match ? Number(match[1]) : null, text: first.trim() || null };
+  } catch {
+    return { major: null, text: null };
+  }
+}
+
+let cached: HostInfo | undefined;
+
+export function detectHost(): HostInfo {
+  if (cached) return cached;
+  const nspawnPath = findOnPath('systemd-nspawn');
+  const version = nspawnVersion(nspawnPath);
+  const maxUserNs = Number((readText('/proc/sys/user/max_user_namespaces') ?? '0').trim());
+  cached = {
+    isRoot: process.getuid?.() === 0,
+    nspawnPath,
+    nspawnVersion: version.major,
+    nspawnVersionText: version.text,
+    systemdIsPid1: systemdIsPid1(),
+    overlayfs: /\toverlay$/m.test(readText('/proc/filesystems') ?? ''),
+    userNamespaces: maxUserNs > 0,
+    cgroupLayout: cgroupLayout(),
+    hostname: hostname(),
+  };
+  return cached;
+}
+
+/** Options every systemd-nspawn invocation on this host needs. */
+export function hostNspawnArgs(host: HostInfo): string[] {
+  return host.systemdIsPid1 ? [] : ['--register=no', '--keep-unit'];
+}
+
+/** Environment every systemd-nspawn invocation on this host needs (sid's systemd refuses the hybrid layout). */
+export function hostNspawnEnv(host: HostInfo): Record<string, string> {
+  return host.cgroupLayout === 'hybrid' ? { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' } : {};
+}
