@@ -58,6 +58,8 @@ export interface JournalSummary {
 
 export interface CellResult {
   id: string;
+  /** Position of the cell in the full (unselected) expansion: lets merged shards keep the matrix order. */
+  position: number;
   name: string;
   image: string;
   values: Record<string, MatrixValue>;

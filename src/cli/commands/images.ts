@@ -1,0 +1,81 @@
+/** `nsmatrix images build|list|rm|prune`: the image store from the command line. */
+import { UsageError } from '../../errors.js';
+import { formatDuration, parseDuration } from '../../lib/duration.js';
+import { listImages, provisionImage, pruneImages, removeImage, resolveStateDir } from '../../images/index.js';
+import type { Manifest } from '../../images/index.js';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+export async function build(args: { refs: string[]; stateDir?: string; packages: string[] }): Promise<number> {
+  const stateDir = resolveStateDir(args.stateDir);
+  const many = args.refs.length > 1;
+  const results = await Promise.all(
+    args.refs.map(async (ref) => {
+      const started = Date.now();
+      const image = await provisionImage(
+        { name: ref, spec: { packages: [] }, packages: args.packages },
+        { stateDir, onProgress: (line) => process.stderr.write(`${many ? `[${ref}] ` : ''}${line}\n`) },
+      );
+      return { image, ms: Date.now() - started };
+    }),
+  );
+  for (const { image, ms } of results) {
+    out(`${image.name}  ${image.key}  ${image.cached ? 'cached' : `built in ${formatDuration(ms)}`}`);
+    out(`  made from: ${image.madeFrom}`);
+    out(`  root: ${image.root}`);
+  }
+  return 0;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes <= 0) return '-';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+function ago(iso: string, now: number): string {
+  const ms = now - Date.parse(iso);
+  return Number.isFinite(ms) ? `${formatDuration(Math.max(0, ms))} ago` : '?';
+}
+
+export function imagesTable(manifests: Manifest[], now = Date.now()): string[] {
+  const rows = [
+    ['NAME', 'KEY', 'LAYER', 'SIZE', 'AGE', 'LAST USED'],
+    ...manifests.map((m) => [m.name, m.key, m.layer, formatBytes(m.sizeBytes), ago(m.created, now), ago(m.lastUsed, now)]),
+  ];
+  const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
+  return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd());
+}
+
+export async function list(args: { stateDir?: string; format: 'table' | 'json' }): Promise<number> {
+  const manifests = listImages(resolveStateDir(args.stateDir));
+  if (args.format === 'json') out(JSON.stringify(manifests, null, 2));
+  else if (manifests.length === 0) out(`no images in ${resolveStateDir(args.stateDir)}`);
+  else for (const line of imagesTable(manifests)) out(line);
+  return 0;
+}
+
+export async function rm(args: { stateDir?: string; refs: string[] }): Promise<number> {
+  const stateDir = resolveStateDir(args.stateDir);
+  for (const ref of args.refs) {
+    for (const key of await removeImage(stateDir, ref)) out(`removed ${key} (${ref})`);
+  }
+  return 0;
+}
+
+export async function prune(args: { stateDir?: string; olderThan?: string }): Promise<number> {
+  const text = args.olderThan ?? '14d';
+  const olderThanMs = parseDuration(text);
+  if (olderThanMs === undefined) throw new UsageError(`--older-than: invalid duration "${text}" (e.g. 14d, 12h, 90m)`);
+  const stateDir = resolveStateDir(args.stateDir);
+  const removed = await pruneImages(stateDir, olderThanMs);
+  for (const key of removed) out(`removed ${key}`);
+  out(`pruned ${removed.length} image(s) unused for ${text}`);
+  return 0;
+}

@@ -1,0 +1,127 @@
+/**
+ * `nsmatrix run`: matrix file -> cells -> images -> containers -> events -> reporters and the terminal.
+ * Owns the process-level concerns: signals (first SIGINT/SIGTERM stops the run and still writes reports, a second
+ * one forces), the output directory, and releasing every registered resource however the run ends.
+ */
+import { availableParallelism } from 'node:os';
+import { resolve, relative } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { InfraError, UsageError } from '../../errors.js';
+import { detectHost } from '../../lib/host.js';
+import { resources } from '../../lib/resources.js';
+import { findMatrixFile, loadMatrix, expandMatrix, selectCells, parseShard, cellEnvironment } from '../../matrix/index.js';
+import { imageRequestFor, provisionImage, resolveStateDir, gcImages } from '../../images/index.js';
+import { openContainer, validateBinds, gcRuntime, createRunScratch } from '../../runtime/index.js';
+import { RunEvents } from '../../run/events.js';
+import { runMatrix } from '../../run/scheduler.js';
+import { exitCodeFor } from '../../run/merge.js';
+import type { EphemeralStrategy } from '../../runtime/types.js';
+import { createReporters, writeReports } from '../reporting.js';
+import { attachTerminal } from '../terminal.js';
+import { lockOutputDir } from '../output-lock.js';
+import { toolVersion } from '../version.js';
+
+export interface RunArgs {
+  file?: string;
+  filter: string[];
+  shard?: string;
+  'max-cells': number;
+  jobs?: number;
+  output: string;
+  reporter?: string[];
+  'state-dir'?: string;
+  plain: boolean;
+  'fail-fast'?: boolean;
+  'ephemeral-strategy': 'auto' | EphemeralStrategy;
+  seccomp: boolean;
+}
+
+export function requireContainerHost(): ReturnType<typeof detectHost> {
+  const host = detectHost();
+  if (!host.isRoot) throw new InfraError('nsmatrix run needs root to start containers: run it with sudo (sudo nsmatrix run ...)');
+  if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
+  return host;
+}
+
+export default async function run(argv: Record<string, unknown>): Promise<number> {
+  const args = argv as unknown as RunArgs;
+  if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError(`nsmatrix: --jobs must be a whole number >= 1, got ${String(args.jobs)}`);
+  const file = findMatrixFile(process.cwd(), args.file);
+  const model = await loadMatrix(file);
+  const all = expandMatrix(model, { maxCells: args['max-cells'] });
+  const shard = args.shard === undefined ? undefined : parseShard(args.shard);
+  const cells = selectCells(all, { filter: args.filter, ...(args.shard !== undefined ? { shard: args.shard } : {}) });
+  const reporters = await createReporters(args.reporter);
+  const outputDir = resolve(args.output);
+  const stateDir = resolveStateDir(args['state-dir']);
+  validateBinds(model.bind, { stateDir, outputDir });
+  if (cells.length === 0) {
+    process.stderr.write('nsmatrix: no cell matches the selection (--filter/--shard): nothing to run\n');
+    return 0;
+  }
+  const host = requireContainerHost();
+
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      process.stderr.write(`\nnsmatrix: ${signal}: stopping containers and writing reports (again to force)\n`);
+      controller.abort(`interrupted by ${signal}`);
+      return;
+    }
+    process.stderr.write(`nsmatrix: ${signal} again: forcing cleanup\n`);
+    void resources.releaseAll().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+
+  try {
+    await mkdir(outputDir, { recursive: true });
+    await lockOutputDir(outputDir);
+    // Whatever a crashed or killed earlier run left behind is repaired before this one starts.
+    await gcRuntime(stateDir);
+    await gcImages(stateDir);
+    const scratch = await createRunScratch(stateDir);
+
+    const events = new RunEvents();
+    const terminal = attachTerminal(events, { plain: args.plain });
+    for (const reporter of reporters) if (reporter.reporter.onEvent) events.on((e) => reporter.reporter.onEvent!(e));
+
+    const positions = new Map(all.map((cell, index) => [cell.id, index]));
+    const strategy = args['ephemeral-strategy'] === 'auto' ? undefined : args['ephemeral-strategy'];
+    const result = await runMatrix({
+      model,
+      cells,
+      positions,
+      outputDir,
+      scratchDir: scratch.dir,
+      fileArg: relative(process.cwd(), file) || file,
+      jobs: args.jobs ?? availableParallelism(),
+      failFast: args['fail-fast'] ?? model.failFast,
+      ...(strategy ? { strategy } : {}),
+      noSeccomp: !args.seccomp,
+      ...(shard ? { shard } : {}),
+      host,
+      toolVersion: toolVersion(),
+      events,
+      signal: controller.signal,
+      stages: {
+        provision: (image, onProgress) => provisionImage(imageRequestFor(image, model), { stateDir, onProgress, signal: controller.signal }),
+        openContainer,
+        cellEnvironment: (cell) => cellEnvironment(cell, model),
+      },
+    });
+    await terminal.finish(result);
+    const written = await writeReports(reporters, result, outputDir);
+    for (const path of written) process.stdout.write(`report: ${relative(process.cwd(), path) || path}\n`);
+    return exitCodeFor(result);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+    const failures = await resources.releaseAll();
+    for (const failure of failures) process.stderr.write(`nsmatrix: cleanup: ${failure.message}\n`);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Runs the steps of one cell in its container: attempts and retries, exit 77 as skipped, continue-on-error,
+ * timeouts and cancellation. Emits step events; returns the steps' results. The container is opened and closed
+ * by the caller.
+ */
+import { join } from 'node:path';
+import type { Cell, CellStep } from '../matrix/types.js';
+import type { Container, ExecResult } from '../runtime/types.js';
+import type { RunEvents } from './events.js';
+import type { AttemptResult, StepResult } from './result.js';
+
+export const SKIP_EXIT_STATUS = 77;
+
+export function stepLogName(step: { index: number; name: string }, attempt: number): string {
+  const slug = step.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'step';
+  const nn = String(step.index + 1).padStart(2, '0');
+  return attempt === 1 ? `${nn}-${slug}.log` : `${nn}-${slug}.attempt${attempt}.log`;
+}
+
+/** An attempt's verdict: what the last attempt of a step means for the step. */
+export function attemptOutcome(exec: ExecResult): StepResult['outcome'] {
+  if (exec.timedOut) return 'timed-out';
+  if (exec.exitCode === 0 && exec.signal === null) return 'passed';
+  if (exec.exitCode === SKIP_EXIT_STATUS) return 'skipped';
+  return 'failed';
+}
+
+export function notRun(step: CellStep, reason: string): StepResult {
+  return { index: step.index, name: step.name, outcome: 'not-run', reason, continueOnError: step.continueOnError, flaky: false, attempts: [] };
+}
+
+export interface CellStepsOutcome {
+  steps: StepResult[];
+  /** nspawn itself failed: the container could not run a step. */
+  infrastructureError?: string;
+  /** Set when a cancel or interrupt stopped the cell. */
+  cancelled?: string;
+}
+
+export interface StepRunContext {
+  cell: Cell;
+  container: Container;
+  /** Absolute output directory of the whole run, and the cell's directory relative to it. */
+  outputDir: string;
+  cellDir: string;
+  env: Record<string, string>;
+  events: RunEvents;
+  signal: AbortSignal;
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return typeof reason === 'string' ? reason : reason instanceof Error ? reason.message : 'cancelled';
+}
+
+export async function runCellSteps(ctx: StepRunContext): Promise<CellStepsOutcome> {
+  const { cell, container, events, signal } = ctx;
+  const results: StepResult[] = [];
+  let blockedBy: string | undefined;
+  let infrastructureError: string | undefined;
+  let cancelled: string | undefined;
+
+  for (const step of cell.steps) {
+    if (signal.aborted) {
+      cancelled ??= reasonOf(signal);
+      results.push(notRun(step, cancelled));
+      continue;
+    }
+    if (blockedBy !== undefined) {
+      results.push(notRun(step, blockedBy));
+      continue;
+    }
+    const attempts: AttemptResult[] = [];
+    let outcome: StepResult['outcome'] = 'failed';
+    let aborted = false;
+    for (let attempt = 1; attempt <= step.retries + 1; attempt++) {
+      events.emit({ type: 'step-start', cell, step: step.index, name: step.name, attempt });
+      const logRel = join(ctx.cellDir, stepLogName(step, attempt));
+      const startedAt = new Date();
+      const exec = await container.exec({
+        index: step.index,
+        name: step.name,
+        script: step.run,
+        env: { ...ctx.env, ...step.env },
+        timeoutMs: step.timeoutMs,
+        logPath: join(ctx.outputDir, logRel),
+        signal,
+        onOutput: (stream, chunk) => events.emit({ type: 'step-output', cell, step: step.index, stream, chunk }),
+      });
+      const record: AttemptResult = {
+        attempt,
+        startedAt: startedAt.toISOString(),
+        durationMs: exec.durationMs,
+        exitCode: exec.exitCode,
+        signal: exec.signal,
+        timedOut: exec.timedOut,
+        logPath: logRel,
+        tail: exec.tail,
+      };
+      attempts.push(record);
+      if (exec.infrastructureError !== undefined) {
+        infrastructureError = exec.infrastructureError;
+        events.emit({ type: 'step-attempt-end', cell, step: step.index, attempt: record, willRetry: false });
+        break;
+      }
+      if (signal.aborted) {
+        aborted = true;
+        events.emit({ type: 'step-attempt-end', cell, step: step.index, attempt: record, willRetry: false });
+        break;
+      }
+      outcome = attemptOutcome(exec);
+      const willRetry = (outcome === 'failed' || outcome === 'timed-out') && attempt <= step.retries;
+      events.emit({ type: 'step-attempt-end', cell, step: step.index, attempt: record, willRetry });
+      if (!willRetry) break;
+    }
+
+    let result: StepResult;
+    if (infrastructureError !== undefined) {
+      result = { ...notRun(step, `container error: ${infrastructureError}`), attempts };
+      blockedBy = 'not run: the container failed';
+    } else if (aborted) {
+      cancelled = reasonOf(signal);
+      result = { ...notRun(step, `stopped: ${cancelled}`), attempts };
+    } else {
+      const flaky = outcome === 'passed' && attempts.length > 1;
+      result = {
+        index: step.index,
+        name: step.name,
+        outcome,
+        continueOnError: step.continueOnError,
+        flaky,
+        attempts,
+        ...(outcome === 'skipped' ? { reason: 'skipped by the step (exit status 77)' } : {}),
+      };
+      if ((outcome === 'failed' || outcome === 'timed-out') && !step.continueOnError) {
+        blockedBy = `not run: step "${step.name}" ${outcome === 'timed-out' ? 'timed out' : 'failed'}`;
+      }
+    }
+    results.push(result);
+    events.emit({ type: 'step-end', cell, result });
+  }
+  return { steps: results, ...(infrastructureError !== undefined ? { infrastructureError } : {}), ...(cancelled !== undefined ? { cancelled } : {}) };
+}

@@ -1,0 +1,261 @@
+/**
+ * Schedules a matrix run: provisions each distinct image once (in parallel, each before its own cells start),
+ * runs cells on a p-queue bounded by --jobs and max-parallel, applies fail-fast and interrupts through one abort
+ * signal, and turns everything into events and the final RunResult.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import PQueue from 'p-queue';
+import type { Cell, MatrixModel } from '../matrix/types.js';
+import type { ProvisionedImage } from '../images/types.js';
+import type { Container, ContainerOptions, EphemeralStrategy, HostInfo } from '../runtime/types.js';
+import { runCellSteps, notRun } from './cell.js';
+import type { RunEvents } from './events.js';
+import { RESULT_VERSION, type CellOutcome, type CellResult, type RunResult, type StepResult } from './result.js';
+import { rerunCommand } from './rerun.js';
+
+/** The stages the scheduler drives; the CLI passes the real ones, benchmarks may pass host-process ones. */
+export interface RunStages {
+  provision(image: string, onProgress: (line: string) => void): Promise<ProvisionedImage>;
+  openContainer(options: ContainerOptions): Promise<Container>;
+  /** Environment of a cell (MATRIX_*, the matrix env, CI, NSMATRIX_CELL). */
+  cellEnvironment(cell: Cell): Record<string, string>;
+}
+
+export interface RunOptions {
+  model: MatrixModel;
+  cells: Cell[];
+  /** Position of each cell id in the full expansion (before --filter/--shard). */
+  positions: Map<string, number>;
+  /** Absolute. */
+  outputDir: string;
+  /** Absolute: per-run scratch (overlay upper dirs) goes below it; the runtime removes what it creates. */
+  scratchDir: string;
+  /** Matrix file path as the user wrote it, for rerun commands. */
+  fileArg: string;
+  jobs: number;
+  failFast: boolean;
+  strategy?: EphemeralStrategy;
+  noSeccomp?: boolean;
+  shard?: { index: number; total: number };
+  host: HostInfo;
+  toolVersion: string;
+  events: RunEvents;
+  /** Aborted with a reason string on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+  stages: RunStages;
+}
+
+const INTERRUPTED = 'interrupted';
+
+export function cellOutcome(steps: StepResult[], extra: { infrastructureError?: string; cancelled?: string }): CellOutcome {
+  if (extra.infrastructureError !== undefined) return 'error';
+  if (steps.some((s) => s.outcome === 'failed' || s.outcome === 'timed-out')) return 'failed';
+  if (extra.cancelled !== undefined) return 'cancelled';
+  if (steps.length > 0 && steps.every((s) => s.outcome === 'skipped')) return 'skipped';
+  return 'passed';
+}
+
+/** Whether a cell's failure counts against the run (and triggers fail-fast): continue-on-error spares it. */
+export function cellBlocksRun(result: CellResult): boolean {
+  if (result.outcome === 'error') return true;
+  if (result.outcome !== 'failed' || result.continueOnError) return false;
+  return result.steps.some((s) => (s.outcome === 'failed' || s.outcome === 'timed-out') && !s.continueOnError);
+}
+
+export function runOutcome(cells: CellResult[], interrupted: boolean): RunResult['outcome'] {
+  if (interrupted) return 'interrupted';
+  if (cells.some((c) => c.outcome === 'error')) return 'error';
+  return cells.some(cellBlocksRun) ? 'failed' : 'passed';
+}
+
+export async function runMatrix(options: RunOptions): Promise<RunResult> {
+  const { model, cells, events, stages } = options;
+  const startedAt = new Date();
+  const failFast = new AbortController();
+  const runSignal = AbortSignal.any([options.signal, failFast.signal]);
+
+  events.emit({ type: 'run-start', matrixName: model.name, file: model.file, cells, outputDir: options.outputDir, startedAt: startedAt.toISOString() });
+
+  // One provisioning per distinct image, started at once; cells await their own image only.
+  const images = new Map<string, Promise<ProvisionedImage>>();
+  for (const cell of cells) {
+    if (images.has(cell.image)) continue;
+    const started = Date.now();
+    events.emit({ type: 'image-start', image: cell.image });
+    const promise = stages.provision(cell.image, (line) => events.emit({ type: 'image-progress', image: cell.image, line }));
+    promise.then(
+      (image) => events.emit({ type: 'image-end', image: cell.image, key: image.key, cached: image.cached, durationMs: Date.now() - started }),
+      (error: unknown) => {
+        const e = error as { message?: string; logPath?: string };
+        events.emit({
+          type: 'image-end',
+          image: cell.image,
+          cached: false,
+          durationMs: Date.now() - started,
+          error: e?.message ?? String(error),
+          ...(e?.logPath ? { logPath: e.logPath } : {}),
+        });
+      },
+    );
+    images.set(cell.image, promise);
+  }
+
+  const concurrency = Math.max(1, Math.min(options.jobs, model.maxParallel ?? Number.POSITIVE_INFINITY));
+  const queue = new PQueue({ concurrency });
+  const results = new Map<string, CellResult>();
+
+  const runOne = async (cell: Cell): Promise<void> => {
+    const result = await runCell(cell, images.get(cell.image)!, runSignal, options);
+    results.set(cell.id, result);
+    events.emit({ type: 'cell-end', cell, result });
+    if (options.failFast && cellBlocksRun(result) && !failFast.signal.aborted) {
+      failFast.abort(`cancelled by fail-fast: cell "${cell.name}" failed`);
+    }
+  };
+  await Promise.all(cells.map((cell) => queue.add(() => runOne(cell))));
+  // A failed provisioning nobody awaited any more must not become an unhandled rejection.
+  await Promise.allSettled(images.values());
+
+  const ordered = cells.map((c) => results.get(c.id)!);
+  const interrupted = options.signal.aborted;
+  const result: RunResult = {
+    version: RESULT_VERSION,
+    tool: { name: 'nsmatrix', version: options.toolVersion },
+    matrix: { name: model.name, file: model.file, axes: model.axes.map((a) => ({ key: a.key, values: a.values })), stepNames: model.steps.map((s) => s.name) },
+    host: { hostname: options.host.hostname, nspawnVersion: options.host.nspawnVersionText, systemdIsPid1: options.host.systemdIsPid1 },
+    startedAt: startedAt.toISOString(),
+    durationMs: Date.now() - startedAt.getTime(),
+    outcome: runOutcome(ordered, interrupted),
+    interrupted,
+    ...(options.shard ? { shard: options.shard } : {}),
+    cells: ordered,
+  };
+  events.emit({ type: 'run-end', result });
+  return result;
+}
+
+async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, signal: AbortSignal, options: RunOptions): Promise<CellResult> {
+  const startedAt = new Date();
+  const cellDir = cell.id;
+  const base: Omit<CellResult, 'outcome' | 'steps' | 'durationMs'> = {
+    id: cell.id,
+    position: options.positions.get(cell.id) ?? -1,
+    name: cell.name,
+    image: cell.image,
+    values: cell.values,
+    continueOnError: cell.continueOnError,
+    startedAt: startedAt.toISOString(),
+    outputDir: cellDir,
+    artifactsDir: join(cellDir, 'artifacts'),
+    rerun: rerunCommand(options.fileArg, cell),
+  };
+  const finish = (fields: Partial<CellResult> & Pick<CellResult, 'outcome' | 'steps'>): CellResult => ({
+    ...base,
+    ...fields,
+    durationMs: Date.now() - startedAt.getTime(),
+  });
+
+  if (signal.aborted) {
+    const reason = reasonText(signal);
+    return finish({ outcome: 'cancelled', cancelReason: reason, steps: cell.steps.map((s) => notRun(s, reason)) });
+  }
+  options.events.emit({ type: 'cell-start', cell });
+
+  const absCellDir = join(options.outputDir, cellDir);
+  // A rerun into the same output directory replaces this cell's old logs instead of mixing with them.
+  await rm(absCellDir, { recursive: true, force: true });
+  await mkdir(join(absCellDir, 'artifacts'), { recursive: true });
+
+  let image: ProvisionedImage;
+  try {
+    image = await raceAbort(imagePromise, signal);
+  } catch (error) {
+    if (signal.aborted) {
+      const reason = reasonText(signal);
+      return finish({ outcome: 'cancelled', cancelReason: reason, steps: cell.steps.map((s) => notRun(s, reason)) });
+    }
+    const message = `image ${cell.image} could not be provisioned: ${(error as Error).message}`;
+    return finish({ outcome: 'error', infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no image')) });
+  }
+
+  let container: Container;
+  try {
+    container = await options.stages.openContainer({
+      cellId: cell.id,
+      root: image.root,
+      cellOutputDir: absCellDir,
+      scratchDir: options.scratchDir,
+      sourceDir: options.model.dir,
+      sourceMode: options.model.source,
+      network: options.model.network,
+      privateUsers: options.model.privateUsers,
+      boot: options.model.boot,
+      binds: options.model.bind,
+      nspawnExtra: options.model.nspawn,
+      env: options.stages.cellEnvironment(cell),
+      ...(options.strategy ? { strategy: options.strategy } : {}),
+      ...(options.noSeccomp ? { noSeccomp: true } : {}),
+    });
+  } catch (error) {
+    const message = `container could not start: ${(error as Error).message}`;
+    return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no container')) });
+  }
+
+  let outcome: Awaited<ReturnType<typeof runCellSteps>>;
+  let journal: CellResult['journal'];
+  let closeError: string | undefined;
+  try {
+    outcome = await runCellSteps({
+      cell,
+      container,
+      outputDir: options.outputDir,
+      cellDir,
+      env: options.stages.cellEnvironment(cell),
+      events: options.events,
+      signal,
+    });
+  } finally {
+    try {
+      ({ journal } = await container.close());
+    } catch (error) {
+      closeError = `container cleanup failed: ${(error as Error).message}`;
+    }
+  }
+  const infrastructureError = outcome.infrastructureError ?? closeError;
+  return finish({
+    outcome: cellOutcome(outcome.steps, { ...outcome, ...(infrastructureError !== undefined ? { infrastructureError } : {}) }),
+    imageKey: image.key,
+    strategy: container.strategy,
+    machine: container.machine,
+    steps: outcome.steps,
+    ...(infrastructureError !== undefined ? { infrastructureError } : {}),
+    ...(outcome.cancelled !== undefined ? { cancelReason: outcome.cancelled } : {}),
+    ...(journal ? { journal } : {}),
+  });
+}
+
+function reasonText(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (typeof reason === 'string') return reason;
+  if (reason instanceof Error && reason.name !== 'AbortError') return reason.message;
+  return INTERRUPTED;
+}
+
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error(reasonText(signal)));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error(reasonText(signal)));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  });
+}

@@ -1,0 +1,85 @@
+/** The end-of-run summary: cells by steps with pass/fail/skip and times, and what to do about failures. */
+import type { CellResult, RunResult, StepResult } from '../run/result.js';
+import { formatDuration } from '../lib/duration.js';
+import { terminalSafe, type Palette } from './colors.js';
+
+export function stepSymbol(step: StepResult, c: Palette): string {
+  switch (step.outcome) {
+    case 'passed':
+      return step.flaky ? c.yellow('flaky') : c.green('ok');
+    case 'failed':
+      return c.red(step.continueOnError ? 'FAIL*' : 'FAIL');
+    case 'timed-out':
+      return c.red('TIMEOUT');
+    case 'skipped':
+      return c.yellow('skip');
+    case 'not-run':
+      return c.dim('-');
+  }
+}
+
+export function cellSymbol(cell: CellResult, c: Palette): string {
+  switch (cell.outcome) {
+    case 'passed':
+      return c.green('PASS');
+    case 'failed':
+      return c.red(cell.continueOnError ? 'FAIL (allowed)' : 'FAIL');
+    case 'error':
+      return c.red('ERROR');
+    case 'cancelled':
+      return c.yellow('CANCELLED');
+    case 'skipped':
+      return c.yellow('SKIP');
+  }
+}
+
+const visibleLength = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, '').length;
+const pad = (text: string, width: number) => text + ' '.repeat(Math.max(0, width - visibleLength(text)));
+
+export function summaryTable(result: RunResult, c: Palette): string {
+  const stepNames = result.matrix.stepNames;
+  const header = ['cell', ...stepNames, 'result', 'time'];
+  const rows = result.cells.map((cell) => [
+    cell.name,
+    ...stepNames.map((_, i) => {
+      const step = cell.steps[i];
+      if (!step) return c.dim('-');
+      const last = step.attempts.at(-1);
+      return last && step.outcome !== 'not-run' ? `${stepSymbol(step, c)} ${c.dim(formatDuration(last.durationMs))}` : stepSymbol(step, c);
+    }),
+    cellSymbol(cell, c),
+    formatDuration(cell.durationMs),
+  ]);
+  const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
+  const line = (cells: string[]) => cells.map((text, i) => pad(text, widths[i]!)).join('  ').trimEnd();
+  return [c.bold(line(header)), ...rows.map(line)].join('\n');
+}
+
+export function totals(result: RunResult): string {
+  const count = (o: CellResult['outcome']) => result.cells.filter((c) => c.outcome === o).length;
+  const parts = [`${count('passed')} passed`, `${count('failed')} failed`];
+  for (const [o, label] of [['error', 'errors'], ['cancelled', 'cancelled'], ['skipped', 'skipped']] as const) {
+    if (count(o) > 0) parts.push(`${count(o)} ${label}`);
+  }
+  return `${result.cells.length} cells: ${parts.join(', ')} in ${formatDuration(result.durationMs)}`;
+}
+
+/** What a developer needs on a failure: the end of the failing log and the command that reruns the cell. */
+export function failureDetails(cell: CellResult, outputDir: string, c: Palette, lines = 20): string {
+  const out: string[] = [c.red(c.bold(`✖ ${cell.name}: ${cell.outcome}`))];
+  if (cell.infrastructureError) out.push(`  ${terminalSafe(cell.infrastructureError)}`);
+  for (const step of cell.steps) {
+    if (step.outcome !== 'failed' && step.outcome !== 'timed-out') continue;
+    const last = step.attempts.at(-1);
+    if (!last) continue;
+    const why = last.timedOut
+      ? `timed out after ${formatDuration(last.durationMs)}`
+      : last.signal
+        ? `killed by ${last.signal}`
+        : `exit status ${last.exitCode}`;
+    out.push(`  step "${step.name}": ${why}; log: ${outputDir}/${last.logPath}`);
+    for (const line of last.tail.slice(-lines)) out.push(c.dim('  | ') + terminalSafe(line));
+  }
+  out.push(`  rerun: ${cell.rerun}`);
+  return out.join('\n');
+}

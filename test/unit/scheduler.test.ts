@@ -1,0 +1,149 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RunEvents, type RunEvent } from '../../src/run/events.js';
+import { runMatrix, cellOutcome, type RunOptions } from '../../src/run/scheduler.js';
+import { detectHost } from '../../src/lib/host.js';
+import { openHostContainer } from '../helpers/host-container.js';
+import { makeCell, makeModel, makeStep } from '../helpers/model.js';
+import type { Cell } from '../../src/matrix/types.js';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function options(cells: Cell[], overrides: Partial<RunOptions> = {}): { options: RunOptions; events: RunEvent[] } {
+  const outputDir = mkdtempSync(join(tmpdir(), 'nsm-sched-'));
+  dirs.push(outputDir);
+  const events = new RunEvents();
+  const seen: RunEvent[] = [];
+  events.on((e) => seen.push(e));
+  return {
+    events: seen,
+    options: {
+      model: makeModel({ steps: cells[0]?.steps.map((s) => ({ name: s.name, run: s.run, env: {} })) ?? [] }),
+      cells,
+      positions: new Map(cells.map((c, i) => [c.id, i])),
+      outputDir,
+      scratchDir: outputDir,
+      fileArg: 'nsmatrix.yaml',
+      jobs: 2,
+      failFast: false,
+      host: detectHost(),
+      toolVersion: '0.0.0-test',
+      events,
+      signal: new AbortController().signal,
+      stages: {
+        provision: async (image) => ({ name: image, key: 'k'.repeat(16), baseKey: 'b', root: '/', cached: true, madeFrom: 'test' }),
+        openContainer: openHostContainer,
+        cellEnvironment: (cell) => ({ NSMATRIX_CELL: cell.id }),
+      },
+      ...overrides,
+    },
+  };
+}
+
+describe('scheduler with a host-process executor', () => {
+  it('records exit statuses, skips (77), and stops a cell at its first failing step', async () => {
+    const cells = [
+      makeCell('a', [makeStep(0, 'ok', 'echo hi'), makeStep(1, 'skip', 'exit 77'), makeStep(2, 'fail', 'echo boom; exit 7'), makeStep(3, 'after', 'true')]),
+    ];
+    const { options: o } = options(cells);
+    const result = await runMatrix(o);
+    const steps = result.cells[0]!.steps;
+    expect(steps.map((s) => s.outcome)).toEqual(['passed', 'skipped', 'failed', 'not-run']);
+    expect(steps[2]!.attempts[0]!.exitCode).toBe(7);
+    expect(steps[2]!.attempts[0]!.tail).toContain('boom');
+    expect(steps[3]!.reason).toMatch(/step "fail" failed/);
+    expect(result.cells[0]!.outcome).toBe('failed');
+    expect(result.outcome).toBe('failed');
+    expect(readFileSync(join(o.outputDir, steps[0]!.attempts[0]!.logPath), 'utf8')).toBe('hi\n');
+    expect(result.cells[0]!.rerun).toBe('nsmatrix run nsmatrix.yaml --filter image=debian:bookworm --filter n=a');
+  });
+
+  it('retries a failing step and marks it flaky when a later attempt passes, keeping every attempt', async () => {
+    const counter = join(mkdtempSync(join(tmpdir(), 'nsm-count-')), 'n');
+    dirs.push(join(counter, '..'));
+    const script = `n=$(cat ${counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > ${counter}; echo attempt $n; [ $n -ge 3 ]`;
+    const { options: o, events } = options([makeCell('a', [makeStep(0, 'flaky', script, { retries: 3 })])]);
+    const result = await runMatrix(o);
+    const step = result.cells[0]!.steps[0]!;
+    expect(step.outcome).toBe('passed');
+    expect(step.flaky).toBe(true);
+    expect(step.attempts.map((a) => a.exitCode)).toEqual([1, 1, 0]);
+    expect(new Set(step.attempts.map((a) => a.logPath)).size).toBe(3);
+    expect(events.filter((e) => e.type === 'step-attempt-end' && e.willRetry)).toHaveLength(2);
+    expect(result.outcome).toBe('passed');
+  });
+
+  it('fail-fast cancels running and queued cells and reports them as cancelled', async () => {
+    const cells = [
+      makeCell('fails', [makeStep(0, 's', 'sleep 0.3; exit 1')]),
+      makeCell('slow', [makeStep(0, 's', 'sleep 30')]),
+      makeCell('queued', [makeStep(0, 's', 'true')]),
+    ];
+    const { options: o } = options(cells, { failFast: true, jobs: 2 });
+    const started = Date.now();
+    const result = await runMatrix(o);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['failed', 'cancelled', 'cancelled']);
+    expect(result.cells[1]!.cancelReason).toMatch(/fail-fast/);
+    expect(result.cells[2]!.steps[0]!.outcome).toBe('not-run');
+  });
+
+  it('continue-on-error spares the run but keeps the failure visible', async () => {
+    const cells = [makeCell('x', [makeStep(0, 'allowed', 'exit 3', { continueOnError: true }), makeStep(1, 'next', 'true')])];
+    const { options: o } = options(cells);
+    const result = await runMatrix(o);
+    expect(result.cells[0]!.steps.map((s) => s.outcome)).toEqual(['failed', 'passed']);
+    expect(result.cells[0]!.outcome).toBe('failed');
+    expect(result.outcome).toBe('passed');
+  });
+
+  it('times out a step by its own clock', async () => {
+    const { options: o } = options([makeCell('t', [makeStep(0, 'hang', 'sleep 30', { timeoutMs: 300 })])]);
+    const result = await runMatrix(o);
+    const step = result.cells[0]!.steps[0]!;
+    expect(step.outcome).toBe('timed-out');
+    expect(step.attempts[0]!.timedOut).toBe(true);
+  });
+
+  it('an interrupt marks unfinished cells and the run as interrupted', async () => {
+    const controller = new AbortController();
+    const cells = [makeCell('a', [makeStep(0, 's', 'sleep 30')]), makeCell('b', [makeStep(0, 's', 'sleep 30')]), makeCell('c', [makeStep(0, 's', 'true')])];
+    const { options: o } = options(cells, { signal: controller.signal, jobs: 2 });
+    setTimeout(() => controller.abort('interrupted by SIGINT'), 300);
+    const result = await runMatrix(o);
+    expect(result.interrupted).toBe(true);
+    expect(result.outcome).toBe('interrupted');
+    expect(result.cells.map((c) => c.outcome)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+    expect(result.cells[0]!.steps[0]!.reason).toMatch(/SIGINT/);
+  });
+
+  it('a failed image provisioning is an infrastructure error of its cells only', async () => {
+    const cells = [makeCell('a', [makeStep(0, 's', 'true')], { image: 'debian:nope' }), makeCell('b', [makeStep(0, 's', 'true')])];
+    const { options: o, events } = options(cells);
+    o.stages.provision = async (image) => {
+      if (image === 'debian:nope') throw new Error('unknown suite nope');
+      return { name: image, key: 'k', baseKey: 'b', root: '/', cached: true, madeFrom: 'test' };
+    };
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['error', 'passed']);
+    expect(result.cells[0]!.infrastructureError).toMatch(/unknown suite nope/);
+    expect(result.outcome).toBe('error');
+    expect(events.find((e) => e.type === 'image-end' && e.error)).toBeTruthy();
+  });
+});
+
+describe('cellOutcome', () => {
+  it('prefers infrastructure errors, then failures, then cancellation', () => {
+    const failed = { index: 0, name: 'a', outcome: 'failed' as const, continueOnError: false, flaky: false, attempts: [] };
+    const skipped = { ...failed, outcome: 'skipped' as const };
+    expect(cellOutcome([failed], { infrastructureError: 'x' })).toBe('error');
+    expect(cellOutcome([failed], { cancelled: 'x' })).toBe('failed');
+    expect(cellOutcome([skipped], {})).toBe('skipped');
+    expect(cellOutcome([skipped], { cancelled: 'y' })).toBe('cancelled');
+  });
+});
