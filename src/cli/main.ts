@@ -4,15 +4,10 @@
  * lazily so that `nsmatrix --version` and `--help` stay close to the cost of starting node.
  * Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.
  */
-import { readFileSync } from 'node:fs';
+import { toolVersion } from './version.js';
 
 const USAGE = 2;
 const INFRA = 3;
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 function printError(error: unknown): number {
   const e = error as { name?: string; lines?: string[]; message?: string; logPath?: string; tail?: string[]; exitCode?: number };
@@ -65,7 +60,7 @@ const selectionOptions = {
 
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
-    process.stdout.write(`${packageVersion()}\n`);
+    process.stdout.write(`${toolVersion()}\n`);
     return;
   }
   const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
@@ -73,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
   const cli = yargs(argv)
     .scriptName('nsmatrix')
     .usage('$0 <command> [options]\n\nRun test matrices across Linux distributions in ephemeral systemd-nspawn containers.')
-    .version(packageVersion())
+    .version(toolVersion())
     .alias('v', 'version')
     .help()
     .alias('h', 'help')

@@ -46,7 +46,25 @@ export interface Axis {
   values: MatrixValue[];
 }
 
+/** A 1-based position in the matrix file. */
+export interface SourcePosition {
+  line: number;
+  col: number;
+}
+
+/**
+ * Where the model came from, so that later checks (expansion, `--max-cells`) can point at the file as the user
+ * named it. Keys of `positions` are JSON-encoded paths into the file, e.g. `["matrix","include",0]`.
+ */
+export interface MatrixOrigin {
+  /** The file as the user gave it (relative if it was relative): the FILE of `FILE:LINE:COL: message`. */
+  displayFile: string;
+  positions: Record<string, SourcePosition>;
+}
+
 export interface MatrixModel {
+  /** Set by the loader; absent on models built by hand (then diagnostics point at `file`, line 1). */
+  origin?: MatrixOrigin;
   /** Absolute path of the matrix file, and its directory (the source tree mounted at /src). */
   file: string;
   dir: string;

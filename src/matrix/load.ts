@@ -1,0 +1,148 @@
+/**
+ * Matrix file -> MatrixModel. Every problem (YAML syntax, duplicate keys, schema, cross-field, expansion) is
+ * collected and thrown as one UsageError whose lines are `FILE:LINE:COL: message`.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
+import { parseDuration } from '../lib/duration.js';
+import { crossCheck } from './check.js';
+import { diagnoseIssue, formatDiagnostics } from './diagnostics.js';
+import { planCells } from './expand.js';
+import { fileSchema, type MatrixFile } from './schema.js';
+import { parseYaml, type Diagnostic, type SourceMap } from './source-map.js';
+import type { BindSpec, ImageSpec, MatrixModel, MatrixValue, SourcePosition, StepSpec } from './types.js';
+
+export const DEFAULT_MATRIX_FILES = ['nsmatrix.yaml', 'nsmatrix.yml'] as const;
+const DEFAULT_TIMEOUT_MS = 30 * 60_000;
+const MAX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The matrix file to use: `explicit` (a file, or a directory holding a default-named file), else `nsmatrix.yaml`
+ * or `nsmatrix.yml` in `cwd`. Returned as the user would write it (relative stays relative).
+ */
+export function findMatrixFile(cwd: string, explicit?: string): string {
+  if (explicit !== undefined) {
+    const full = resolve(cwd, explicit);
+    if (!existsSync(full)) throw new UsageError(`${explicit}: matrix file not found`);
+    if (!statSync(full).isDirectory()) return explicit;
+    return defaultIn(full, explicit);
+  }
+  return defaultIn(resolve(cwd), resolve(cwd) === process.cwd() ? '' : cwd);
+}
+
+function defaultIn(dir: string, shown: string): string {
+  const present = DEFAULT_MATRIX_FILES.filter((name) => existsSync(join(dir, name)));
+  const show = (name: string) => (shown === '' ? name : join(shown, name));
+  if (present.length === 0) {
+    throw new UsageError(`${show(DEFAULT_MATRIX_FILES[0])}: matrix file not found (nor ${DEFAULT_MATRIX_FILES[1]}; pass a file)`);
+  }
+  if (present.length > 1) {
+    throw new UsageError(`${show(present[0]!)}: both ${present.join(' and ')} exist; pass the one to use`);
+  }
+  return show(present[0]!);
+}
+
+export async function loadMatrix(file: string): Promise<MatrixModel> {
+  let text: string;
+  try {
+    const buffer = await readFile(file);
+    if (buffer.length > MAX_FILE_BYTES) throw new UsageError(`${file}: larger than ${MAX_FILE_BYTES} bytes; not a matrix file`);
+    text = buffer.toString('utf8');
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'matrix file not found' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(error)})`;
+    throw new UsageError(`${file}: ${reason}`);
+  }
+  return parseMatrix(text, file);
+}
+
+/** Pure apart from resolving `file` to an absolute path. `file` is used as given in messages. */
+export function parseMatrix(text: string, file: string): MatrixModel {
+  const fail = (problems: Diagnostic[]): never => {
+    throw new UsageError(formatDiagnostics(file, problems));
+  };
+  const parsed = parseYaml(text);
+  if (parsed.fatal) fail(parsed.problems);
+  const { data, map } = parsed;
+  if (data === null || data === undefined) fail([...parsed.problems, { pos: { line: 1, col: 1 }, message: 'the matrix file is empty' }]);
+  if (typeof data !== 'object' || Array.isArray(data)) {
+    fail([...parsed.problems, { pos: map.valueAt([]), message: 'expected a mapping of keys (name, matrix, steps, ...)' }]);
+  }
+
+  const problems = [...parsed.problems];
+  const result = fileSchema.safeParse(data);
+  if (!result.success) for (const issue of result.error.issues) problems.push(...diagnoseIssue(issue, data, map));
+  problems.push(...crossCheck(data, map));
+  if (!result.success || problems.length > 0) fail(problems);
+
+  const model = toModel(result.data!, file, map);
+  // Expanding now reports include entries without an image and bad interpolated image names with the rest;
+  // the cell limit is applied later, where --max-cells is known.
+  const { problems: expansionProblems } = planCells(model, Number.MAX_SAFE_INTEGER);
+  if (expansionProblems.length > 0) fail(expansionProblems);
+  return model;
+}
+
+function toModel(raw: MatrixFile, file: string, map: SourceMap): MatrixModel {
+  const absolute = resolve(file);
+  const dir = dirname(absolute);
+  const { include, exclude, ...axisMap } = raw.matrix;
+  const stringEnv = (env: Record<string, MatrixValue> | undefined): Record<string, string> =>
+    Object.fromEntries(Object.entries(env ?? {}).map(([name, value]) => [name, String(value)]));
+
+  const positions: Record<string, SourcePosition> = {};
+  for (const [key, place] of map.places) positions[key] = place.key ?? place.value;
+
+  const model: MatrixModel = {
+    origin: { displayFile: file, positions },
+    file: absolute,
+    dir,
+    name: raw.name ?? basename(file, extname(file)),
+    axes: Object.entries(axisMap).map(([key, values]) => ({ key, values: values as MatrixValue[] })),
+    include: include ?? [],
+    exclude: exclude ?? [],
+    images: Object.fromEntries(Object.entries(raw.images ?? {}).map(([name, spec]) => [name, toImageSpec(spec)])),
+    packages: raw.packages ?? [],
+    source: raw.source ?? 'overlay',
+    env: stringEnv(raw.env),
+    boot: raw.boot ?? false,
+    network: raw.network ?? 'host',
+    privateUsers: raw['private-users'] ?? false,
+    failFast: raw['fail-fast'] ?? true,
+    timeoutMs: raw.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(raw.timeout)!,
+    retries: raw.retries ?? 0,
+    continueOnError: raw['continue-on-error'] ?? false,
+    bind: (raw.bind ?? []).map((text) => toBind(text, dir)),
+    nspawn: raw.nspawn ?? [],
+    steps: raw.steps.map((step): StepSpec => {
+      const spec: StepSpec = { name: step.name, run: step.run, env: stringEnv(step.env) };
+      if (step.timeout !== undefined) spec.timeoutMs = parseDuration(step.timeout)!;
+      if (step['continue-on-error'] !== undefined) spec.continueOnError = step['continue-on-error'];
+      if (step.retries !== undefined) spec.retries = step.retries;
+      return spec;
+    }),
+  };
+  if (raw.setup !== undefined) model.setup = raw.setup;
+  if (raw['max-parallel'] !== undefined) model.maxParallel = raw['max-parallel'];
+  return model;
+}
+
+function toImageSpec(raw: NonNullable<MatrixFile['images']>[string]): ImageSpec {
+  const spec: ImageSpec = { packages: raw.packages ?? [] };
+  if (raw.setup !== undefined) spec.setup = raw.setup;
+  if (raw.mirror !== undefined) spec.mirror = raw.mirror;
+  if (raw.pull !== undefined) spec.pull = { url: raw.pull.url, sha256: raw.pull.sha256.toLowerCase() };
+  if (raw.path !== undefined) spec.path = raw.path;
+  if (raw.machine !== undefined) spec.machine = raw.machine;
+  if (raw['allow-expired-release'] !== undefined) spec.allowExpiredRelease = raw['allow-expired-release'];
+  return spec;
+}
+
+/** A relative host path is relative to the matrix file's directory, like `source`. */
+function toBind(text: string, dir: string): BindSpec {
+  const [host, container, option] = text.split(':') as [string, string, string | undefined];
+  return { host: isAbsolute(host) ? host : resolve(dir, host), container, readOnly: option === 'ro' };
+}

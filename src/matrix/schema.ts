@@ -1,0 +1,167 @@
+/**
+ * The matrix file format as zod schemas, kebab-case keys exactly as users write them. Checks that span several
+ * fields (image axis present, `${{ matrix.x }}` references, duplicate step names) live in check.ts.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../lib/duration.js';
+
+export const ENV_NAME_RE = /^(?!__proto__$)[A-Za-z_][A-Za-z0-9_]*$/;
+// `__proto__` excluded: axis keys become object keys, and assigning that one would replace a prototype.
+export const AXIS_KEY_RE = /^(?!__proto__$)[A-Za-z_][A-Za-z0-9_-]*$/;
+/** `${{ matrix.KEY }}` on its own, whitespace-tolerant. */
+export const MATRIX_EXPRESSION_RE = /^\s*\$\{\{\s*matrix\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}\s*$/;
+// Debian/Ubuntu package names, optionally with =version, /release or :arch; never starting with "-" (apt option).
+const PACKAGE_RE = /^[A-Za-z0-9][A-Za-z0-9+.:=~_/-]*$/;
+const SHA256_RE = /^[0-9a-fA-F]{64}$/;
+
+const show = (value: unknown): string => JSON.stringify(value) ?? String(value);
+
+export const scalarSchema = z.union([z.string(), z.number(), z.boolean()], {
+  error: 'expected a string, number or boolean',
+});
+
+const envNameSchema = z.string().regex(ENV_NAME_RE, {
+  error: (issue) =>
+    `invalid environment variable name ${show(issue.input)} (letters, digits and "_", not starting with a digit)`,
+});
+
+export const envSchema = z.record(envNameSchema, scalarSchema);
+
+export const durationSchema = z
+  .union([z.string(), z.number()], { error: 'expected a duration such as 90s, 30m or 1h30m' })
+  .superRefine((value, ctx) => {
+    if (parseDuration(value) === undefined) {
+      ctx.addIssue({ code: 'custom', message: `invalid duration ${show(value)} (use e.g. 90s, 30m, 1h30m)` });
+    }
+  });
+
+export const continueOnErrorSchema = z
+  .union([z.boolean(), z.string()], { error: 'expected true, false or ${{ matrix.KEY }}' })
+  .superRefine((value, ctx) => {
+    if (typeof value === 'string' && !MATRIX_EXPRESSION_RE.test(value)) {
+      ctx.addIssue({ code: 'custom', message: `expected true, false or \${{ matrix.KEY }}, got ${show(value)}` });
+    }
+  });
+
+const retriesSchema = z.int().min(0).max(100);
+
+export const bindSchema = z.string().superRefine((text, ctx) => {
+  const problem = bindProblem(text);
+  if (problem) ctx.addIssue({ code: 'custom', message: `invalid bind ${show(text)}: ${problem}` });
+});
+
+/** Syntax only (`host:container[:ro|rw]`); whether the host path is safe to expose is the runtime's call. */
+export function bindProblem(text: string): string | undefined {
+  const parts = text.split(':');
+  if (parts.length < 2 || parts.length > 3) return 'expected host:container or host:container:ro';
+  const [host, container, option] = parts as [string, string, string | undefined];
+  if (host === '' || container === '') return 'empty path';
+  if (text.includes('\0')) return 'NUL in path';
+  if (!container.startsWith('/')) return 'the container path must be absolute';
+  if (option !== undefined && option !== 'ro' && option !== 'rw') return `unknown option "${option}" (ro or rw)`;
+  return undefined;
+}
+
+const IMAGE_CHARSET_RE = /^[A-Za-z0-9._:/@+-]+$/;
+export const IMAGE_NAME_MAX = 200;
+
+/** Syntax of an image name; undefined when fine. Whether the image exists is for the images stage. */
+export function imageNameProblem(name: string): string | undefined {
+  if (name.length === 0) return 'empty image name';
+  if (name.length > IMAGE_NAME_MAX) return `image name longer than ${IMAGE_NAME_MAX} characters`;
+  if (!IMAGE_CHARSET_RE.test(name)) return `invalid image name ${show(name)} (letters, digits and . _ : / @ + -)`;
+  if (name.includes('..')) return `invalid image name ${show(name)} (".." is not allowed)`;
+  if (/^[.:/@+-]/.test(name)) return `invalid image name ${show(name)} (must start with a letter or digit)`;
+  return undefined;
+}
+
+const imageNameSchema = z.string().superRefine((name, ctx) => {
+  const problem = imageNameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const packageSchema = z.string().regex(PACKAGE_RE, {
+  error: (issue) => `invalid package name ${show(issue.input)}`,
+});
+
+export const pullSchema = z.strictObject({
+  url: z.string().regex(/^(https?:\/\/|\/)/, { error: 'expected an http(s) URL or an absolute path' }),
+  sha256: z.string().regex(SHA256_RE, { error: 'expected 64 hexadecimal digits' }),
+});
+
+export const imageSpecSchema = z
+  .strictObject({
+    packages: z.array(packageSchema).optional(),
+    setup: z.string().optional(),
+    mirror: z.string().regex(/^(https?|file):\/\//, { error: 'expected an http(s):// or file:// URL' }).optional(),
+    pull: pullSchema.optional(),
+    path: z.string().regex(/^\//, { error: 'expected an absolute path' }).optional(),
+    machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'invalid machine name' }).optional(),
+    'allow-expired-release': z.boolean().optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const sources = (['pull', 'path', 'machine'] as const).filter((key) => spec[key] !== undefined);
+    if (sources.length > 1) {
+      ctx.addIssue({ code: 'custom', path: [sources[1]!], message: `set only one of pull, path, machine` });
+    }
+  });
+
+const entrySchema = z.record(
+  z.string().regex(AXIS_KEY_RE, { error: (issue) => `invalid key ${show(issue.input)} (letters, digits, "_", "-")` }),
+  scalarSchema,
+);
+
+export const matrixSchema = z
+  .object({
+    include: z.array(entrySchema, { error: 'expected a list of mappings' }).optional(),
+    exclude: z
+      .array(
+        entrySchema.refine((entry) => Object.keys(entry).length > 0, {
+          error: 'an empty exclude entry would exclude every combination',
+        }),
+        { error: 'expected a list of mappings' },
+      )
+      .optional(),
+  })
+  .catchall(z.array(scalarSchema, { error: 'an axis must be a list of values' }).min(1, { error: 'an axis needs at least one value' }));
+
+export const stepSchema = z.strictObject({
+  name: z.string().min(1),
+  run: z.string().min(1),
+  timeout: durationSchema.optional(),
+  'continue-on-error': continueOnErrorSchema.optional(),
+  retries: retriesSchema.optional(),
+  env: envSchema.optional(),
+});
+
+export const fileSchema = z.strictObject({
+  name: z.string().min(1).max(200).optional(),
+  matrix: matrixSchema,
+  images: z.record(imageNameSchema, imageSpecSchema).optional(),
+  packages: z.array(packageSchema).optional(),
+  setup: z.string().optional(),
+  source: z.enum(['overlay', 'ro', 'rw']).optional(),
+  env: envSchema.optional(),
+  boot: z.boolean().optional(),
+  network: z.enum(['host', 'private']).optional(),
+  'private-users': z.boolean().optional(),
+  'fail-fast': z.boolean().optional(),
+  'max-parallel': z.int().min(1).optional(),
+  timeout: durationSchema.optional(),
+  retries: retriesSchema.optional(),
+  'continue-on-error': continueOnErrorSchema.optional(),
+  bind: z.array(bindSchema).optional(),
+  nspawn: z.array(z.string().regex(/^-/, { error: 'expected a systemd-nspawn option starting with "-"' })).optional(),
+  steps: z.array(stepSchema).min(1, { error: 'at least one step is needed' }),
+});
+
+export type MatrixFile = z.infer<typeof fileSchema>;
+
+/** The keys a mapping at `path` may hold, for "did you mean" hints; undefined where any key is allowed. */
+export function knownKeysAt(path: readonly (string | number)[]): string[] | undefined {
+  if (path.length === 0) return Object.keys(fileSchema.shape);
+  if (path[0] === 'steps' && path.length === 2) return Object.keys(stepSchema.shape);
+  if (path[0] === 'images' && path.length === 2) return Object.keys(imageSpecSchema.shape);
+  if (path[0] === 'images' && path.length === 3 && path[2] === 'pull') return Object.keys(pullSchema.shape);
+  return undefined;
+}
