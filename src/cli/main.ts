@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
     .help()
     .alias('h', 'help')
     .strict()
-    .demandCommand(1, 'nsmatrix: a command is required (see nsmatrix --help)')
+    .demandCommand(1, 'a command is required')
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .epilogue('Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.')
@@ -221,7 +221,7 @@ async function main(argv: string[]): Promise<void> {
             return (a) => prune({ stateDir: a['state-dir'] as string | undefined, olderThan: a['older-than'] as string });
           }),
         )
-        .demandCommand(1, 'nsmatrix images: a subcommand is required (build, list, rm, prune)'),
+        .demandCommand(1, 'images: a subcommand is required (build, list, rm, prune)'),
     )
     .command(
       'doctor',
