@@ -1,0 +1,278 @@
+/**
+ * The `junit` reporter: one `testsuite` per cell, a `container-start` case first, one case per step, following
+ * ../shared/junit-contract.md. Logs are read from the output directory in bounded pieces (head and tail), never
+ * whole; every text is sanitised before it reaches the XML.
+ */
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import type { AttemptResult, CellResult, RunResult, StepResult } from '../src/run/result.js';
+import { readLogExcerpt, readLogTail } from './log-file.js';
+import { attemptFailed, attemptFailure, lastAttempt, lastMeaningfulLine, resolveInside } from './outcomes.js';
+import { renderJunit, type CasePlan, type OutcomeElement, type RerunElement, type SuitePlan } from './junit-render.js';
+import {
+  FAILURE_BODY_MAX_CHARS,
+  LABEL_MAX_CHARS,
+  SYSTEM_OUT_MAX_CHARS,
+  capText,
+  sanitizeAttribute,
+  sanitizeText,
+  slugify,
+} from './sanitize.js';
+import type { Reporter, ReporterContext } from './types.js';
+import { writeFileAtomic } from './write-atomic.js';
+
+export const JUNIT_DEFAULT_FILE = 'junit.xml';
+export const CONTAINER_START_CASE = 'container-start';
+/** Lines of log in a failure body (the contract's "last ~100 log lines"). */
+const FAILURE_TAIL_LINES = 100;
+/*
+ * Log text shared by all cases of a document, so that a big matrix with big logs still makes a file consumers
+ * accept (GitLab refuses JUnit files over 30 MB): per-case caps shrink below the contract's maxima when needed.
+ */
+const SYSTEM_OUT_BUDGET = 12 * 1024 * 1024;
+const FAILURE_BODY_BUDGET = 6 * 1024 * 1024;
+const MIN_SYSTEM_OUT = 8 * 1024;
+const MIN_FAILURE_BODY = 4 * 1024;
+
+export interface JunitOptions {
+  /** Absolute output directory: result paths are relative to it. */
+  outputDir: string;
+  /** Attachment paths are written relative to this directory (the CI workspace); default: the current directory. */
+  attachmentBase?: string;
+}
+
+interface Context {
+  outputDir: string;
+  attachmentBase: string;
+  systemOutCap: number;
+  failureBodyCap: number;
+}
+
+/** Unique names within a scope: a repeated one gets ` (2)`, ` (3)`… (or `-2` for slugs). */
+class UniqueNames {
+  private readonly used = new Set<string>();
+  constructor(private readonly join: (base: string, n: number) => string) {}
+  take(base: string): string {
+    let name = base;
+    for (let n = 2; this.used.has(name); n++) name = this.join(base, n);
+    this.used.add(name);
+    return name;
+  }
+}
+
+/** `YYYY-MM-DDTHH:MM:SS` in UTC, from an ISO string; the fallback when it does not parse. */
+export function junitTimestamp(iso: string, fallback: string): string {
+  const ms = Date.parse(iso);
+  const at = Number.isNaN(ms) ? Date.parse(fallback) : ms;
+  return new Date(Number.isNaN(at) ? 0 : at).toISOString().slice(0, 19);
+}
+
+function attachmentLine(ctx: Context, relativePath: string): string | undefined {
+  const full = resolveInside(ctx.outputDir, relativePath);
+  if (!full) return undefined;
+  const rel = relative(ctx.attachmentBase, full);
+  const path = rel === '' || rel.startsWith('..') || isAbsolute(rel) ? full : rel;
+  return `[[ATTACHMENT|${sanitizeAttribute(path)}]]`;
+}
+
+function journalAttachments(ctx: Context, cell: CellResult): string[] {
+  if (!cell.journal) return [];
+  return [cell.journal.text]
+    .filter((p) => p)
+    .map((p) => attachmentLine(ctx, p))
+    .filter((l): l is string => l !== undefined);
+}
+
+/** Log text above a footer, the whole capped at `max` (the log gives way, the footer never does). */
+function withFooter(log: string, footer: string[], max: number, fullLogPath?: string): string {
+  const tail = footer.length > 0 ? `\n${footer.join('\n')}` : '';
+  const room = Math.max(0, max - tail.length);
+  const body = capText(log, room, fullLogPath);
+  return `${body}${tail}`.replace(/^\n+/, '');
+}
+
+async function logTailLines(ctx: Context, attempt: AttemptResult): Promise<string[]> {
+  const path = resolveInside(ctx.outputDir, attempt.logPath);
+  const read = path ? await readLogTail(path, { lines: FAILURE_TAIL_LINES, maxBytes: 2 * FAILURE_BODY_MAX_CHARS }) : undefined;
+  const lines = read ? read.lines : attempt.tail.slice(-FAILURE_TAIL_LINES);
+  return sanitizeText(lines.join('\n')).split('\n');
+}
+
+async function logExcerpt(ctx: Context, attempt: AttemptResult, maxChars: number): Promise<string> {
+  const path = resolveInside(ctx.outputDir, attempt.logPath);
+  const excerpt = path ? await readLogExcerpt(path, { maxBytes: maxChars, displayPath: attempt.logPath }) : undefined;
+  const text = excerpt ? excerpt.text : `(log ${attempt.logPath} unreadable; its last lines:)\n${attempt.tail.join('\n')}`;
+  return sanitizeText(text, { maxChars, fullLogPath: attempt.logPath });
+}
+
+async function failureOf(ctx: Context, cell: CellResult, step: StepResult, attempt: AttemptResult): Promise<OutcomeElement> {
+  const { type, reason } = attemptFailure(attempt);
+  const lines = await logTailLines(ctx, attempt);
+  const last = type === 'StepFailed' ? lastMeaningfulLine(lines) : undefined;
+  const message = sanitizeAttribute(last ? `${reason}: ${last}` : reason, { fallback: reason });
+  const head = [message];
+  if (step.continueOnError || cell.continueOnError) head.push('continue-on-error: the exit code is spared, the failure stands');
+  head.push(`--- last ${lines.length} lines of ${attempt.logPath} (attempt ${attempt.attempt}) ---`);
+  const foot = [`--- rerun: ${sanitizeAttribute(cell.rerun)}`];
+  const room = ctx.failureBodyCap - head.join('\n').length - foot.join('\n').length - 2;
+  const body = [...head, capText(lines.join('\n'), Math.max(0, room), attempt.logPath), ...foot].join('\n');
+  return { type, message, body: capText(body, ctx.failureBodyCap) };
+}
+
+function attemptWords(attempt: AttemptResult): string {
+  if (!attemptFailed(attempt)) return attempt.exitCode === 77 ? 'skipped (exit status 77)' : 'passed';
+  return attemptFailure(attempt).reason;
+}
+
+async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: string, classname: string): Promise<CasePlan> {
+  const timeSeconds = step.attempts.reduce((sum, a) => sum + Math.max(0, a.durationMs), 0) / 1000;
+  const plan: CasePlan = { name, classname, timeSeconds, reruns: [], systemOut: '' };
+  const last = lastAttempt(step);
+  if (!last) {
+    const reason = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
+    plan.skipped = { message: reason, text: reason };
+    plan.systemOut = `not run: ${reason}`;
+    return plan;
+  }
+
+  const footer: string[] = [];
+  if (step.attempts.length > 1) {
+    footer.push(`attempts: ${step.attempts.map((a) => `#${a.attempt} ${attemptWords(a)}`).join(', ')}`);
+  }
+  if (step.continueOnError || cell.continueOnError) footer.push('continue-on-error: yes (the exit code is spared, never the report)');
+  for (const attempt of step.attempts) {
+    const line = attachmentLine(ctx, attempt.logPath);
+    if (line) footer.push(line);
+  }
+  const failed = step.outcome === 'failed' || step.outcome === 'timed-out';
+  if (failed) footer.push(...journalAttachments(ctx, cell));
+  const log = await logExcerpt(ctx, last, ctx.systemOutCap);
+  plan.systemOut = withFooter(log, footer, ctx.systemOutCap, last.logPath);
+
+  const earlier = step.attempts.slice(0, -1).filter(attemptFailed);
+  const reruns = async (element: RerunElement['element']): Promise<RerunElement[]> =>
+    Promise.all(earlier.map(async (a) => ({ element, ...(await failureOf(ctx, cell, step, a)) })));
+
+  switch (step.outcome) {
+    case 'passed':
+      plan.reruns = await reruns('flakyFailure');
+      break;
+    case 'failed':
+    case 'timed-out':
+      plan.failure = await failureOf(ctx, cell, step, last);
+      plan.reruns = await reruns('rerunFailure');
+      break;
+    case 'skipped': {
+      const reason = sanitizeAttribute(step.reason ?? 'skipped by the step (exit status 77)', { fallback: 'skipped by the step' });
+      plan.skipped = { message: reason, text: reason };
+      break;
+    }
+    case 'not-run': {
+      const reason = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
+      plan.skipped = { message: reason, text: reason };
+      break;
+    }
+  }
+  return plan;
+}
+
+function containerStartCase(ctx: Context, cell: CellResult, classname: string): CasePlan {
+  const stepsMs = cell.steps.reduce((sum, s) => sum + s.attempts.reduce((t, a) => t + Math.max(0, a.durationMs), 0), 0);
+  const plan: CasePlan = { name: CONTAINER_START_CASE, classname, timeSeconds: Math.max(0, cell.durationMs - stepsMs) / 1000, reruns: [], systemOut: '' };
+  const started = cell.steps.some((s) => s.attempts.length > 0);
+  const lines = [`image: ${cell.image}${cell.imageKey ? ` (key ${cell.imageKey})` : ''}`];
+  if (cell.machine || cell.strategy) lines.push(`machine: ${cell.machine ?? '-'}, root: ${cell.strategy ?? '-'}`);
+  if (cell.journal) {
+    if (cell.journal.errors.length > 0) lines.push('journal errors:', ...cell.journal.errors.slice(-50));
+    if (cell.journal.coredumps.length > 0) lines.push('core dumps:', ...cell.journal.coredumps.slice(-20));
+  }
+  if (cell.infrastructureError !== undefined) {
+    const message = sanitizeAttribute(cell.infrastructureError, { fallback: 'infrastructure error' });
+    const body = sanitizeText(`${cell.infrastructureError}\n--- rerun: ${cell.rerun}`, { maxChars: FAILURE_BODY_MAX_CHARS });
+    plan.error = { type: 'InfrastructureError', message, body: body.trim() === '' ? message : body };
+  } else if (cell.outcome === 'cancelled' && !started) {
+    const reason = sanitizeAttribute(`cancelled: ${cell.cancelReason ?? 'before it started'}`);
+    plan.skipped = { message: reason, text: reason };
+  }
+  plan.systemOut = withFooter(sanitizeText(lines.join('\n')), journalAttachments(ctx, cell), ctx.systemOutCap);
+  return plan;
+}
+
+function suiteProperties(result: RunResult, cell: CellResult): [string, string][] {
+  const props: [string, string | undefined][] = [
+    ['image', cell.image],
+    ['image.key', cell.imageKey],
+    ...Object.entries(cell.values).map(([key, value]): [string, string] => [`axis.${key}`, String(value)]),
+    ['nspawn.version', result.host.nspawnVersion ?? undefined],
+    [`${result.tool.name}.version`, result.tool.version],
+    ['machine', cell.machine],
+    ['strategy', cell.strategy],
+    ['host', result.host.hostname],
+    ['continue-on-error', cell.continueOnError ? 'true' : undefined],
+  ];
+  return props
+    .filter((p): p is [string, string] => p[1] !== undefined && p[1] !== '')
+    .map(([name, value]) => [sanitizeAttribute(name, { maxChars: LABEL_MAX_CHARS, fallback: 'property' }), sanitizeAttribute(value)]);
+}
+
+/** The plan of the whole document, with every text already sanitised and capped. */
+export async function planJunit(result: RunResult, options: JunitOptions): Promise<{ name: string; suites: SuitePlan[] }> {
+  const casesWithLogs = result.cells.reduce((n, c) => n + c.steps.filter((s) => s.attempts.length > 0).length, 0);
+  const failedAttempts = result.cells.reduce((n, c) => n + c.steps.reduce((m, s) => m + s.attempts.filter(attemptFailed).length, 0), 0);
+  const share = (budget: number, parts: number, min: number, max: number) => Math.min(max, Math.max(min, Math.floor(budget / Math.max(1, parts))));
+  const ctx: Context = {
+    outputDir: resolve(options.outputDir),
+    attachmentBase: resolve(options.attachmentBase ?? process.cwd()),
+    systemOutCap: share(SYSTEM_OUT_BUDGET, casesWithLogs, MIN_SYSTEM_OUT, SYSTEM_OUT_MAX_CHARS),
+    failureBodyCap: share(FAILURE_BODY_BUDGET, failedAttempts, MIN_FAILURE_BODY, FAILURE_BODY_MAX_CHARS),
+  };
+  const name = sanitizeAttribute(result.matrix.name, { maxChars: LABEL_MAX_CHARS, fallback: 'nsmatrix' });
+  const matrixSlug = slugify(result.matrix.name, 150, 'matrix');
+  const suiteNames = new UniqueNames((base, n) => `${base} (${n})`);
+  const cellSlugs = new UniqueNames((base, n) => `${base}-${n}`);
+  const suites: SuitePlan[] = [];
+  for (const cell of result.cells) {
+    const classname = `${matrixSlug}.${cellSlugs.take(slugify(cell.id || cell.name, 300, 'cell'))}`;
+    const caseNames = new UniqueNames((base, n) => `${base} (${n})`);
+    const cases: CasePlan[] = [containerStartCase(ctx, cell, classname)];
+    caseNames.take(CONTAINER_START_CASE);
+    for (const step of cell.steps) {
+      const stepName = caseNames.take(sanitizeAttribute(step.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: `step ${step.index + 1}` }));
+      cases.push(await stepCase(ctx, cell, step, stepName, classname));
+    }
+    suites.push({
+      name: suiteNames.take(sanitizeAttribute(cell.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: cell.id || 'cell' })),
+      timestamp: junitTimestamp(cell.startedAt, result.startedAt),
+      timeSeconds: Math.max(0, cell.durationMs) / 1000,
+      properties: suiteProperties(result, cell),
+      cases,
+    });
+  }
+  if (suites.length === 0) {
+    // The schema (and Jenkins) want at least one suite: say plainly that nothing ran.
+    suites.push({
+      name: 'no cells',
+      timestamp: junitTimestamp(result.startedAt, result.startedAt),
+      timeSeconds: 0,
+      properties: [],
+      cases: [{ name: 'no cells selected', classname: `${matrixSlug}.none`, timeSeconds: 0, reruns: [], skipped: { message: 'no cells selected', text: 'no cells selected' }, systemOut: 'no cells selected' }],
+    });
+  }
+  return { name, suites };
+}
+
+export async function buildJunitXml(result: RunResult, options: JunitOptions): Promise<string> {
+  const plan = await planJunit(result, options);
+  return renderJunit(plan.name, plan.suites);
+}
+
+export function createJunitReporter(options: { attachmentBase?: string } = {}): Reporter {
+  return {
+    name: 'junit',
+    async onRunEnd(result: RunResult, context: ReporterContext): Promise<string[]> {
+      const target = context.target ?? join(context.outputDir, JUNIT_DEFAULT_FILE);
+      const xml = await buildJunitXml(result, { outputDir: context.outputDir, ...options });
+      await writeFileAtomic(target, xml);
+      return [target];
+    },
+  };
+}
