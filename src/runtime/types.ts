@@ -40,6 +40,10 @@ export interface ContainerOptions {
   noSeccomp?: boolean;
   /** Interactive shell: attach the terminal instead of piping. */
   interactive?: boolean;
+  /** When both are set, `binds` are validated against them (runtime/binds.ts) before anything starts. */
+  stateDir?: string;
+  /** Absolute: the run's output directory (parent of cellOutputDir); journal paths are made relative to it. */
+  outputDir?: string;
 }
 
 export interface ExecRequest {
@@ -53,12 +57,16 @@ export interface ExecRequest {
   logPath: string;
   onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   signal?: AbortSignal;
+  /** `nsmatrix shell`: the step uses nsmatrix's own stdin/stdout/stderr (a terminal or pipes); nothing is logged. */
+  inheritStdio?: boolean;
 }
 
 export interface ExecResult {
   exitCode: number | null;
   signal: string | null;
   timedOut: boolean;
+  /** Stopped because the request's AbortSignal fired (not the step's fault, not a timeout). */
+  aborted?: boolean;
   durationMs: number;
   /** nspawn itself failed (could not start the container): not the step's fault. */
   infrastructureError?: string;

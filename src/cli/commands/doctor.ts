@@ -1,0 +1,141 @@
+/** `nsmatrix doctor`: what this host can do for nsmatrix, each check with `ok`, `warn` or `FAIL` and a fix. */
+import { existsSync, readFileSync } from 'node:fs';
+import { access, constants, mkdir, rmdir, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { ExitCode } from '../../errors.js';
+import { resolveStateDir } from '../../images/index.js';
+import { detectHost } from '../../lib/host.js';
+import { CGROUP_GROUP, cgroupHierarchies } from '../../runtime/cgroup.js';
+import type { HostInfo } from '../../runtime/types.js';
+
+export type Level = 'ok' | 'warn' | 'FAIL';
+
+export interface Check {
+  level: Level;
+  name: string;
+  detail: string;
+  fix?: string;
+}
+
+export interface DoctorFacts {
+  host: HostInfo;
+  btrfs: boolean;
+  tools: Record<string, boolean>;
+  /** Per-container cgroups could be made (null: not needed, systemd is PID 1). */
+  cgroupsWritable: boolean | null;
+  stateDir: string;
+  stateDirWritable: boolean;
+  freeBytes: number | null;
+}
+
+const GiB = 1024 ** 3;
+
+/** Pure: facts -> checks. */
+export function doctorChecks(f: DoctorFacts): Check[] {
+  const { host } = f;
+  const checks: Check[] = [];
+  const add = (level: Level, name: string, detail: string, fix?: string) => checks.push({ level, name, detail, ...(fix ? { fix } : {}) });
+
+  add(host.isRoot ? 'ok' : 'FAIL', 'root', host.isRoot ? 'running as root' : 'not root: containers cannot start', 'run nsmatrix with sudo');
+  if (!host.nspawnPath) add('FAIL', 'systemd-nspawn', 'not found on PATH', 'apt-get install systemd-container');
+  else if (host.nspawnVersion !== null && host.nspawnVersion < 250) {
+    add('warn', 'systemd-nspawn', `${host.nspawnVersionText} at ${host.nspawnPath}: older than 250, so no --suppress-sync (slower package installs)`, 'upgrade systemd-container');
+  } else add('ok', 'systemd-nspawn', `${host.nspawnVersionText ?? 'unknown version'} at ${host.nspawnPath}`);
+  if (host.systemdIsPid1) add('ok', 'PID 1', 'systemd: containers get their own scope from systemd');
+  else {
+    add('ok', 'PID 1', 'not systemd: nsmatrix passes --register=no --keep-unit and gives each container its own cgroup');
+  }
+  add(host.overlayfs ? 'ok' : 'warn', 'overlayfs', host.overlayfs ? 'available: cells start in constant time' : 'missing: every cell copies its image (slow)', 'modprobe overlay');
+  add(f.btrfs ? 'ok' : 'warn', 'btrfs', f.btrfs ? 'available: images on btrfs subvolumes are snapshotted' : 'not available (only matters for the btrfs-snapshot strategy)', 'apt-get install btrfs-progs');
+  add(host.userNamespaces ? 'ok' : 'warn', 'user namespaces', host.userNamespaces ? 'enabled (private-users: true works)' : 'disabled: private-users: true will fail', 'sysctl user.max_user_namespaces=15000');
+
+  const layoutText = { unified: 'unified (cgroup v2)', hybrid: 'hybrid (v1 + v2)', legacy: 'legacy (cgroup v1)' }[host.cgroupLayout];
+  const hybridNote = host.cgroupLayout === 'hybrid' ? '; containers get SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 (newer systemd refuses to boot on hybrid)' : '';
+  if (f.cgroupsWritable === false) add('FAIL', 'cgroups', `${layoutText}: cannot create per-container cgroups under /sys/fs/cgroup`, 'mount cgroupfs read-write (or run with systemd as PID 1)');
+  else add(host.cgroupLayout === 'legacy' ? 'warn' : 'ok', 'cgroups', `${layoutText}${hybridNote}`, host.cgroupLayout === 'legacy' ? 'boot with systemd.unified_cgroup_hierarchy=1' : undefined);
+
+  const tool = (names: string[], what: string, fix: string, missingLevel: Level = 'warn') => {
+    const present = names.filter((n) => f.tools[n]);
+    add(present.length ? 'ok' : missingLevel, names.join('/'), present.length ? `${present.join(', ')} found (${what})` : `missing: ${what}`, present.length ? undefined : fix);
+  };
+  tool(['mmdebstrap', 'debootstrap'], 'builds Debian images', 'apt-get install mmdebstrap', 'FAIL');
+  tool(['skopeo', 'umoci'], 'pulls OCI images', 'apt-get install skopeo umoci');
+  tool(['xmllint'], 'validates JUnit reports in CI', 'apt-get install libxml2-utils');
+
+  add(f.stateDirWritable ? 'ok' : 'FAIL', 'state dir', `${f.stateDir} ${f.stateDirWritable ? 'is writable' : 'is not writable'}`, 'pass --state-dir DIR or run as root');
+  if (f.freeBytes === null) add('warn', 'free space', `cannot measure free space at ${f.stateDir}`);
+  else {
+    const gib = f.freeBytes / GiB;
+    add(gib < 2 ? 'FAIL' : gib < 10 ? 'warn' : 'ok', 'free space', `${gib.toFixed(1)} GiB free for images and overlays`, gib < 10 ? 'free space or pass --state-dir on a larger disk' : undefined);
+  }
+  return checks;
+}
+
+export function formatChecks(checks: Check[]): string {
+  const width = Math.max(...checks.map((c) => c.name.length));
+  return checks
+    .map((c) => `${c.level.padEnd(4)}  ${c.name.padEnd(width)}  ${c.detail}${c.fix && c.level !== 'ok' ? `\n      ${' '.repeat(width)}  fix: ${c.fix}` : ''}`)
+    .join('\n');
+}
+
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => dir && existsSync(join(dir, name)));
+}
+
+async function nearestExisting(path: string): Promise<string> {
+  let p = path;
+  while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
+  return p;
+}
+
+async function canCreateCgroups(host: HostInfo): Promise<boolean | null> {
+  if (host.systemdIsPid1) return null;
+  try {
+    for (const hierarchy of cgroupHierarchies(host.cgroupLayout)) {
+      const probe = join(hierarchy, CGROUP_GROUP, `doctor-${process.pid}`);
+      await mkdir(probe, { recursive: true });
+      await rmdir(probe);
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function gatherFacts(stateDirFlag?: string): Promise<DoctorFacts> {
+  const host = detectHost();
+  const stateDir = resolveStateDir(stateDirFlag);
+  const existing = await nearestExisting(stateDir);
+  const stateDirWritable = await access(existing, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  const freeBytes = await statfs(existing).then(
+    (s) => s.bavail * s.bsize,
+    () => null,
+  );
+  let filesystems = '';
+  try {
+    filesystems = readFileSync('/proc/filesystems', 'utf8');
+  } catch {
+    // unreadable: reported as missing
+  }
+  const tools = Object.fromEntries(['mmdebstrap', 'debootstrap', 'skopeo', 'umoci', 'xmllint', 'btrfs'].map((t) => [t, onPath(t)]));
+  return {
+    host,
+    btrfs: /\tbtrfs$/m.test(filesystems) || Boolean(tools.btrfs),
+    tools,
+    cgroupsWritable: host.isRoot ? await canCreateCgroups(host) : false,
+    stateDir,
+    stateDirWritable,
+    freeBytes,
+  };
+}
+
+export default async function doctor(args: { stateDir?: string }): Promise<number> {
+  const checks = doctorChecks(await gatherFacts(args.stateDir));
+  process.stdout.write(`${formatChecks(checks)}\n`);
+  const failed = checks.filter((c) => c.level === 'FAIL').length;
+  process.stdout.write(failed ? `\n${failed} check(s) failed: nsmatrix cannot run containers here until they are fixed\n` : '\nthis host can run nsmatrix\n');
+  return failed ? ExitCode.infrastructure : ExitCode.ok;
+}

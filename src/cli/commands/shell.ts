@@ -1,0 +1,98 @@
+/**
+ * `nsmatrix shell IMAGE [-p PKG,...] [--bind ...] [-- CMD ...]`: a throwaway container with the current directory
+ * at /src (an overlay: the host tree is never written). Interactive with a TTY when attached to one; otherwise the
+ * command's stdin/stdout/stderr are nsmatrix's and its exit status is returned. `-p` packages go into a cached
+ * image layer, so the second shell with the same packages starts at once.
+ */
+import { join } from 'node:path';
+import { InfraError, UsageError } from '../../errors.js';
+import { provisionImage, resolveStateDir } from '../../images/index.js';
+import { detectHost } from '../../lib/host.js';
+import { resources } from '../../lib/resources.js';
+import { createRunScratch, openContainer, parseBind, validateBinds } from '../../runtime/index.js';
+
+export interface ShellArgs {
+  image: string;
+  packages: string[];
+  bind: string[];
+  command: string[];
+  stateDir?: string;
+  network: 'host' | 'private';
+}
+
+const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+
+/** The script the container runs: the command verbatim, or the image's best interactive shell. */
+export function shellScript(command: string[]): string {
+  if (command.length > 0) return `exec ${command.map(quote).join(' ')}`;
+  return 'if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi';
+}
+
+/** A status as a shell reports it: death by signal N is 128+N. */
+function exitStatus(result: { exitCode: number | null; signal: string | null }): number {
+  if (result.exitCode !== null) return result.exitCode;
+  const signals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+  return 128 + (result.signal ? (signals[result.signal] ?? 0) : 0);
+}
+
+export default async function shell(args: ShellArgs): Promise<number> {
+  const host = detectHost();
+  if (!host.isRoot) throw new InfraError('nsmatrix shell needs root to start containers: run it with sudo');
+  if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
+  const stateDir = resolveStateDir(args.stateDir);
+  const binds = args.bind.map((b) => parseBind(b, `--bind ${b}`));
+
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  try {
+    const image = await provisionImage(
+      { name: args.image, spec: { packages: [] }, packages: [...new Set(args.packages)] },
+      { stateDir, signal: controller.signal, onProgress: (line) => process.stderr.write(`${line}\n`) },
+    );
+    const scratch = await createRunScratch(stateDir);
+    const cellOutputDir = join(scratch.dir, 'shell');
+    const container = await openContainer({
+      cellId: 'shell',
+      root: image.root,
+      cellOutputDir,
+      scratchDir: scratch.dir,
+      sourceDir: process.cwd(),
+      sourceMode: 'overlay',
+      network: args.network,
+      privateUsers: false,
+      boot: false,
+      binds: validateBinds(binds, { stateDir, outputDir: cellOutputDir }),
+      nspawnExtra: [],
+      env: interactive && process.env.TERM ? { TERM: process.env.TERM } : {},
+      interactive,
+    });
+    try {
+      const result = await container.exec({
+        index: 0,
+        name: 'shell',
+        script: shellScript(args.command),
+        env: {},
+        timeoutMs: 0,
+        logPath: join(cellOutputDir, '01-shell.log'),
+        signal: controller.signal,
+        inheritStdio: true,
+      });
+      if (result.infrastructureError) throw new InfraError(`nsmatrix shell: ${result.infrastructureError}`, { tail: result.tail });
+      if (result.aborted) return 130;
+      return exitStatus(result);
+    } finally {
+      await container.close();
+      await scratch.remove();
+    }
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof InfraError) throw error;
+    throw new InfraError(`nsmatrix shell: ${(error as Error).message}`, { cause: error });
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+    for (const failure of await resources.releaseAll()) process.stderr.write(`nsmatrix: cleanup: ${failure.message}\n`);
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * One cgroup per systemd-nspawn process on hosts whose PID 1 is not systemd. Without it every container shares
+ * the caller's cgroup: concurrent boots then hang now and then, and a killed nspawn can leave the payload running.
+ * With it, whatever survives nspawn is found in the cgroup and killed, and the cgroup removed.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HostInfo } from './types.js';
+
+export const CGROUP_ROOT = '/sys/fs/cgroup';
+export const CGROUP_GROUP = 'nsmatrix';
+
+/** The hierarchies a per-container cgroup is made in, for each layout. */
+export function cgroupHierarchies(layout: HostInfo['cgroupLayout'], root = CGROUP_ROOT): string[] {
+  switch (layout) {
+    case 'unified':
+      return [root];
+    case 'hybrid':
+      return [join(root, 'unified'), join(root, 'systemd')];
+    case 'legacy':
+      return [join(root, 'systemd')];
+  }
+}
+
+export interface ContainerCgroup {
+  /** Absolute cgroup directories, one per hierarchy. */
+  readonly paths: string[];
+  /** The `cgroup.procs` files a process writes its pid into to join every hierarchy. */
+  readonly procsFiles: string[];
+  /** Kills every process left in the cgroups and removes them. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+async function readPids(dir: string): Promise<number[]> {
+  try {
+    const text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
+    return text.split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function subdirs(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { withFileTypes: true });
+    return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+  } catch {
+    return [];
+  }
+}
+
+/** Every pid in a cgroup and its descendants (nspawn makes `payload`/`supervisor` children below it). */
+export async function cgroupPids(dir: string): Promise<number[]> {
+  const pids = await readPids(dir);
+  for (const child of await subdirs(dir)) pids.push(...(await cgroupPids(child)));
+  return pids;
+}
+
+async function removeTree(dir: string): Promise<void> {
+  for (const child of await subdirs(dir)) await removeTree(child);
+  try {
+    await rmdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Kills everything in the cgroup tree and waits (bounded) until it is empty. */
+export async function killCgroup(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  const killFile = join(dir, 'cgroup.kill');
+  for (let round = 0; round < 100; round++) {
+    const pids = await cgroupPids(dir);
+    if (pids.length === 0) return;
+    if (existsSync(killFile)) {
+      await writeFile(killFile, '1').catch(() => undefined);
+    } else {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await sleep(round < 10 ? 10 : 50);
+  }
+}
+
+export async function destroyCgroupDir(dir: string): Promise<void> {
+  await killCgroup(dir);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await removeTree(dir);
+      return;
+    } catch (error) {
+      // EBUSY while the last killed processes are still being reaped.
+      if (attempt >= 50) throw error;
+      await sleep(20);
+    }
+  }
+}
+
+export async function createContainerCgroup(host: HostInfo, machine: string, root = CGROUP_ROOT): Promise<ContainerCgroup | null> {
+  // Under systemd as PID 1, nspawn gets its own scope from systemd: do not write into systemd's tree.
+  if (host.systemdIsPid1) return null;
+  const paths: string[] = [];
+  for (const hierarchy of cgroupHierarchies(host.cgroupLayout, root)) {
+    if (!existsSync(join(hierarchy, 'cgroup.procs'))) continue;
+    const dir = join(hierarchy, CGROUP_GROUP, machine);
+    await mkdir(dir, { recursive: true });
+    paths.push(dir);
+  }
+  if (paths.length === 0) return null;
+  let destroyed: Promise<void> | undefined;
+  return {
+    paths,
+    procsFiles: paths.map((p) => join(p, 'cgroup.procs')),
+    destroy: () => {
+      destroyed ??= (async () => {
+        for (const p of paths) await destroyCgroupDir(p);
+      })();
+      return destroyed;
+    },
+  };
+}
+
+/** A live run creates a cgroup a moment before its nspawn joins it: younger empty ones are left alone. */
+export const CGROUP_GC_MIN_AGE_MS = 60_000;
+
+/** Removes nsmatrix cgroups (of crashed runs) that hold no process. Returns what was removed. */
+export async function gcCgroups(host: HostInfo, root = CGROUP_ROOT, minAgeMs = CGROUP_GC_MIN_AGE_MS): Promise<string[]> {
+  const removed: string[] = [];
+  for (const hierarchy of cgroupHierarchies(host.cgroupLayout, root)) {
+    for (const dir of await subdirs(join(hierarchy, CGROUP_GROUP))) {
+      const age = await stat(dir).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age < minAgeMs || (await cgroupPids(dir)).length > 0) continue;
+      try {
+        await removeTree(dir);
+        removed.push(dir);
+      } catch {
+        // raced with a live run creating it: leave it
+      }
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,180 @@
+/**
+ * One ephemeral container per cell: scratch directories (overlay upper layers, control files) under the run's
+ * scratch directory, the copy-on-write strategy, and exec/close. Everything created is registered in
+ * `resources` while alive and removed by `close()` (idempotent).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { InfraError } from '../errors.js';
+import { detectHost } from '../lib/host.js';
+import { resources } from '../lib/resources.js';
+import { machineName, type NspawnPlan } from './args.js';
+import { validateBinds } from './binds.js';
+import { bootContainer, summariseJournal, type BootedContainer } from './boot.js';
+import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDir, gcCgroups } from './cgroup.js';
+import { execStep } from './exec.js';
+import { prepareCellRoot, type CellRoot } from './root.js';
+import { chooseStrategy } from './strategy.js';
+import type { Container, ContainerOptions, HostInfo } from './types.js';
+import { PERL_WRAPPER, SH_WRAPPER } from './wrapper.js';
+
+const execFileAsync = promisify(execFile);
+const RUN_DIR = 'run';
+const OWNER_FILE = 'owner.pid';
+
+let machineCounter = 0;
+const processToken = randomBytes(6).toString('hex');
+
+/**
+ * `<stateDir>/run/<pid>-<random>/`: this process's scratch (not /tmp: overlay upper layers can grow large and
+ * must live on the same kind of disk as the images). The owner pid lets `gcRuntime` find crashed runs.
+ */
+export async function createRunScratch(stateDir: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = join(stateDir, RUN_DIR, `${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, OWNER_FILE), `${process.pid}\n`);
+  const entry = resources.add(`run scratch ${dir}`, () => rm(dir, { recursive: true, force: true }));
+  return { dir, remove: () => entry.release() };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes scratch directories of dead runs and empty nsmatrix cgroups. Returns what was removed. */
+export async function gcRuntime(stateDir: string, host: HostInfo = detectHost(), options: { cgroupMinAgeMs?: number } = {}): Promise<string[]> {
+  const removed: string[] = [];
+  const runRoot = join(stateDir, RUN_DIR);
+  const entries = existsSync(runRoot) ? await readdir(runRoot) : [];
+  for (const name of entries) {
+    const dir = join(runRoot, name);
+    const owner = Number((await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => '')).trim() || name.split('-')[0]);
+    if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) continue;
+    // A run killed with SIGKILL leaves its containers running: stop them before removing their scratch.
+    for (const machine of (await readdir(dir)).filter((n) => n.startsWith('nsm-'))) {
+      for (const hierarchy of cgroupHierarchies(host.cgroupLayout)) {
+        const cgroup = join(hierarchy, CGROUP_GROUP, machine);
+        if (existsSync(cgroup)) {
+          await destroyCgroupDir(cgroup);
+          removed.push(cgroup);
+        }
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  removed.push(...(await gcCgroups(host, undefined, options.cgroupMinAgeMs)));
+  return removed;
+}
+
+function imageHasPerl(root: string): boolean {
+  return ['usr/bin/perl', 'bin/perl'].some((p) => existsSync(join(root, p)));
+}
+
+export async function openContainer(opts: ContainerOptions): Promise<Container> {
+  const host = detectHost();
+  const strategy = await chooseStrategy(opts.root, host, opts.strategy, { privateUsers: opts.privateUsers });
+  const machine = machineName(opts.cellId, processToken, ++machineCounter);
+  const binds = opts.stateDir && opts.outputDir ? validateBinds(opts.binds, { stateDir: opts.stateDir, outputDir: opts.outputDir }) : opts.binds;
+
+  const scratch = join(opts.scratchDir, machine);
+  const scratchEntry = resources.add(`container scratch ${scratch}`, () => rm(scratch, { recursive: true, force: true }));
+  const controlDir = join(scratch, 'control');
+  const sourceUpperDir = join(scratch, 'src');
+  const artifactsDir = join(opts.cellOutputDir, 'artifacts');
+  const journalDir = opts.boot ? join(opts.cellOutputDir, 'journal') : undefined;
+  for (const dir of [controlDir, sourceUpperDir, artifactsDir, ...(journalDir ? [journalDir] : [])]) {
+    await mkdir(dir, { recursive: true });
+  }
+  await writeFile(join(controlDir, 'wrap.pl'), PERL_WRAPPER);
+  await writeFile(join(controlDir, 'wrap.sh'), SH_WRAPPER);
+
+  let cellRoot: CellRoot;
+  try {
+    cellRoot = await prepareCellRoot(strategy, opts.root, scratch);
+  } catch (error) {
+    await scratchEntry.release();
+    throw new InfraError(`cannot make the ${strategy} root of cell ${opts.cellId}: ${(error as Error).message}`, { cause: error });
+  }
+  // Released before the scratch directory itself (a btrfs snapshot needs its own delete).
+  const rootEntry = resources.add(`cell root ${cellRoot.root}`, () => cellRoot.release());
+
+  const sourceCopyDir = opts.privateUsers && opts.sourceMode === 'overlay' ? join(scratch, 'src-copy') : undefined;
+  if (sourceCopyDir) {
+    try {
+      await execFileAsync('cp', ['-a', '--reflink=auto', opts.sourceDir, sourceCopyDir]);
+    } catch (error) {
+      await rootEntry.release();
+      await scratchEntry.release();
+      throw new InfraError(`cannot copy the source tree for cell ${opts.cellId}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  const plan: Omit<NspawnPlan, 'command'> = {
+    host,
+    machine,
+    root: cellRoot.root,
+    strategy,
+    rootUpperDir: cellRoot.rootUpperDir,
+    sourceDir: opts.sourceDir,
+    sourceMode: opts.sourceMode,
+    sourceUpperDir: opts.sourceMode === 'overlay' ? sourceUpperDir : undefined,
+    sourceCopyDir,
+    artifactsDir,
+    controlDir,
+    journalDir,
+    binds,
+    network: opts.network,
+    privateUsers: opts.privateUsers,
+    boot: opts.boot,
+    interactive: opts.interactive ?? false,
+    env: { CI: 'true', NSMATRIX_CELL: opts.cellId, ...opts.env },
+    nspawnExtra: opts.nspawnExtra,
+  };
+  const usePerl = imageHasPerl(opts.root);
+  const noSeccomp = opts.noSeccomp ?? false;
+
+  let booted: BootedContainer | undefined;
+  let bootCgroupEntry: { release(): Promise<void> } | undefined;
+  try {
+    if (opts.boot) {
+      const cgroup = await createContainerCgroup(host, machine);
+      if (cgroup) bootCgroupEntry = resources.add(`cgroup ${machine}`, () => cgroup.destroy());
+      booted = await bootContainer({ plan, controlDir, usePerl, noSeccomp, cgroup, consoleLogPath: join(opts.cellOutputDir, 'console.log') });
+    }
+  } catch (error) {
+    await bootCgroupEntry?.release();
+    await rootEntry.release();
+    await scratchEntry.release();
+    throw error;
+  }
+
+  let closing: Promise<{ journal?: Awaited<ReturnType<typeof summariseJournal>> }> | undefined;
+  return {
+    machine,
+    strategy,
+    exec: (request) => (booted ? booted.exec(request) : execStep({ plan, controlDir, usePerl, noSeccomp }, request)),
+    close: () =>
+      (closing ??= (async () => {
+        try {
+          if (!booted) return {};
+          await booted.stop();
+          await bootCgroupEntry?.release();
+          return { journal: await summariseJournal(journalDir!, opts.outputDir ?? dirname(opts.cellOutputDir)) };
+        } finally {
+          await bootCgroupEntry?.release();
+          await rootEntry.release();
+          await scratchEntry.release();
+        }
+      })()),
+  };
+}

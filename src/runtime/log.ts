@@ -1,0 +1,97 @@
+/**
+ * A step's output log: every line prefixed with an ISO timestamp and its stream (`out|` or `err|`), written as
+ * it arrives. Only the last lines are kept in memory (for results and error messages).
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+export const TAIL_LINES = 100;
+/** A line longer than this is written in pieces rather than buffered without bound. */
+const MAX_PENDING = 64 * 1024;
+
+/** Harmless noise nspawn prints without systemd as PID 1 (see nspawn-notes.md). */
+const NSPAWN_NOISE = /^Attempted to remove disk file system under "\/run\/systemd\/nspawn\/propagate\/.*", and we can't allow that\.$/;
+
+export function isNspawnNoise(line: string): boolean {
+  return NSPAWN_NOISE.test(line);
+}
+
+/** Drops nspawn's noise lines from a chunk of stderr (a line split across chunks passes through). */
+export function withoutNspawnNoise(chunk: Buffer): Buffer {
+  const text = chunk.toString('utf8');
+  if (!text.includes('Attempted to remove disk file system')) return chunk;
+  return Buffer.from(
+    text
+      .split('\n')
+      .filter((line) => !isNspawnNoise(line))
+      .join('\n'),
+  );
+}
+
+export type StreamName = 'stdout' | 'stderr';
+
+export function formatLogLine(at: Date, stream: StreamName, line: string): string {
+  return `${at.toISOString()} ${stream === 'stdout' ? 'out' : 'err'}| ${line}\n`;
+}
+
+export class StepLog {
+  private readonly pending: Record<StreamName, string> = { stdout: '', stderr: '' };
+  private readonly lastLines: string[] = [];
+  private constructor(private readonly out: WriteStream) {}
+
+  static async open(path: string): Promise<StepLog> {
+    await mkdir(dirname(path), { recursive: true });
+    const out = createWriteStream(path, { flags: 'w' });
+    await new Promise<void>((resolve, reject) => {
+      out.once('open', () => resolve());
+      out.once('error', reject);
+    });
+    return new StepLog(out);
+  }
+
+  /** Adds raw output; returns the chunk with nspawn's noise lines removed (for onOutput listeners). */
+  write(stream: StreamName, chunk: Buffer): Buffer {
+    const text = this.pending[stream] + chunk.toString('utf8');
+    const lines = text.split('\n');
+    let rest = lines.pop() ?? '';
+    if (rest.length > MAX_PENDING) {
+      lines.push(rest);
+      rest = '';
+    }
+    this.pending[stream] = rest;
+    let filtered = false;
+    for (const line of lines) {
+      if (stream === 'stderr' && isNspawnNoise(line)) {
+        filtered = true;
+        continue;
+      }
+      this.emitLine(stream, line);
+    }
+    return filtered ? withoutNspawnNoise(chunk) : chunk;
+  }
+
+  /** A line from nsmatrix itself (e.g. "timed out after 2.0s"), marked as stderr. */
+  note(line: string): void {
+    this.emitLine('stderr', `[nsmatrix] ${line}`);
+  }
+
+  private emitLine(stream: StreamName, line: string): void {
+    this.out.write(formatLogLine(new Date(), stream, line));
+    this.lastLines.push(line);
+    if (this.lastLines.length > TAIL_LINES) this.lastLines.shift();
+  }
+
+  tail(): string[] {
+    return [...this.lastLines];
+  }
+
+  async close(): Promise<void> {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = this.pending[stream];
+      this.pending[stream] = '';
+      if (rest && !(stream === 'stderr' && isNspawnNoise(rest))) this.emitLine(stream, rest);
+    }
+    await new Promise<void>((resolve) => this.out.end(resolve));
+  }
+}

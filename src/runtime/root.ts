@@ -1,0 +1,57 @@
+/**
+ * The cell's copy-on-write root, made once per cell so that files persist between its steps and vanish with it:
+ * - overlay: nothing to make here; nspawn layers an on-disk upper directory over the read-only image.
+ * - btrfs-snapshot: a subvolume snapshot of the image (instant), deleted on release.
+ * - copy: `cp -a --reflink=auto` of the image (slow on ext4; the fallback without overlayfs, and what private
+ *   users need: nspawn refuses `--private-users` with an overlay over `/`).
+ * - volatile: nspawn's `--volatile=overlay` (tmpfs upper layer, discarded after every step).
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { EphemeralStrategy } from './types.js';
+
+const execFileAsync = promisify(execFile);
+
+export interface CellRoot {
+  /** What nspawn's `-D` gets. */
+  root: string;
+  /** Overlay strategy only. */
+  rootUpperDir?: string;
+  release(): Promise<void>;
+}
+
+export async function prepareCellRoot(strategy: EphemeralStrategy, imageRoot: string, scratch: string): Promise<CellRoot> {
+  switch (strategy) {
+    case 'overlay': {
+      const rootUpperDir = join(scratch, 'root-upper');
+      await mkdir(rootUpperDir, { recursive: true });
+      return { root: imageRoot, rootUpperDir, release: () => rm(rootUpperDir, { recursive: true, force: true }) };
+    }
+    case 'volatile':
+      return { root: imageRoot, release: async () => undefined };
+    case 'btrfs-snapshot': {
+      const root = join(scratch, 'rootfs');
+      await execFileAsync('btrfs', ['subvolume', 'snapshot', imageRoot, root]);
+      return {
+        root,
+        release: async () => {
+          await execFileAsync('btrfs', ['subvolume', 'delete', root]).catch(() => undefined);
+          await rm(root, { recursive: true, force: true });
+        },
+      };
+    }
+    case 'copy': {
+      const root = join(scratch, 'rootfs');
+      const release = () => rm(root, { recursive: true, force: true });
+      try {
+        await execFileAsync('cp', ['-a', '--reflink=auto', imageRoot, root]);
+      } catch (error) {
+        await release();
+        throw error;
+      }
+      return { root, release };
+    }
+  }
+}

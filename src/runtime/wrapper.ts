@@ -1,0 +1,45 @@
+/**
+ * The step wrapper that runs inside the container and writes the step's exact fate to a status file, so that
+ * nspawn's own failures (which also exit 1) are told apart from the step's: no status file, not the step.
+ * perl (perl-base, in nearly every Debian image) can tell death by a signal from `exit 128+n`; plain sh cannot.
+ */
+import { constants } from 'node:os';
+
+export const PERL_WRAPPER = `use strict;
+my ($script, $status) = @ARGV;
+my $pid = fork();
+die "nsmatrix: fork failed: $!\\n" unless defined $pid;
+if ($pid == 0) { exec('/bin/sh', '-e', $script) or exit 127; }
+waitpid($pid, 0);
+my $w = $?;
+my $sig = $w & 127;
+open(my $fh, '>', "$status.tmp") or die "nsmatrix: cannot write $status: $!\\n";
+print $fh ($sig ? "signal $sig\\n" : "exit " . ($w >> 8) . "\\n");
+close($fh);
+rename("$status.tmp", $status);
+exit($sig ? 128 + $sig : $w >> 8);
+`;
+
+export const SH_WRAPPER = `/bin/sh -e "$1"
+s=$?
+echo "exit $s" > "$2.tmp" && mv "$2.tmp" "$2"
+exit $s
+`;
+
+export interface StepStatus {
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export function signalName(num: number): string {
+  const entry = Object.entries(constants.signals).find(([, n]) => n === num);
+  return entry ? entry[0] : `SIG${num}`;
+}
+
+/** Parses a status file: `exit N` or `signal N`. */
+export function parseStatus(text: string): StepStatus | null {
+  const match = /^(exit|signal) (\d+)\s*$/.exec(text);
+  if (!match) return null;
+  const n = Number(match[2]);
+  return match[1] === 'exit' ? { exitCode: n, signal: null } : { exitCode: null, signal: signalName(n) };
+}

@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { buildNspawnArgs, machineName, type NspawnPlan } from '../../src/runtime/args.js';
+import type { HostInfo } from '../../src/runtime/types.js';
+
+const host = (over: Partial<HostInfo> = {}): HostInfo => ({
+  isRoot: true,
+  nspawnPath: '/usr/bin/systemd-nspawn',
+  nspawnVersion: 252,
+  nspawnVersionText: 'systemd 252',
+  systemdIsPid1: false,
+  overlayfs: true,
+  userNamespaces: true,
+  cgroupLayout: 'hybrid',
+  hostname: 'h',
+  ...over,
+});
+
+const plan = (over: Partial<NspawnPlan> = {}): NspawnPlan => ({
+  host: host(),
+  machine: 'nsm-0123456789-1',
+  root: '/state/images/abc/root',
+  strategy: 'overlay',
+  rootUpperDir: '/state/run/1-x/m/root',
+  sourceDir: '/home/u/project',
+  sourceMode: 'overlay',
+  sourceUpperDir: '/state/run/1-x/m/src',
+  artifactsDir: '/out/cell/artifacts',
+  controlDir: '/state/run/1-x/m/control',
+  binds: [],
+  network: 'host',
+  privateUsers: false,
+  boot: false,
+  interactive: false,
+  env: { CI: 'true' },
+  nspawnExtra: [],
+  command: ['/usr/bin/perl', '/run/nsmatrix/wrap.pl', 'a', 'b'],
+  ...over,
+});
+
+describe('buildNspawnArgs', () => {
+  it('builds the exec-mode argv of an overlay cell on a host without systemd as PID 1', () => {
+    expect(buildNspawnArgs(plan())).toEqual([
+      '--quiet',
+      '--register=no',
+      '--keep-unit',
+      '--machine=nsm-0123456789-1',
+      '-D',
+      '/state/images/abc/root',
+      '--read-only',
+      '--overlay=+/:/state/run/1-x/m/root:/',
+      '--as-pid2',
+      '--pipe',
+      '--chdir=/src',
+      '--setenv=CI=true',
+      '--overlay=/home/u/project:/state/run/1-x/m/src:/src',
+      '--bind=/out/cell/artifacts:/artifacts',
+      '--suppress-sync=yes',
+      '--bind=/state/run/1-x/m/control:/run/nsmatrix',
+      '--',
+      '/usr/bin/perl',
+      '/run/nsmatrix/wrap.pl',
+      'a',
+      'b',
+    ]);
+  });
+
+  it('does not disable registration when systemd is PID 1', () => {
+    const args = buildNspawnArgs(plan({ host: host({ systemdIsPid1: true }) }));
+    expect(args).not.toContain('--register=no');
+    expect(args).not.toContain('--keep-unit');
+  });
+
+  it('passes --suppress-sync only from systemd 250 on', () => {
+    expect(buildNspawnArgs(plan({ host: host({ nspawnVersion: 249 }) }))).not.toContain('--suppress-sync=yes');
+    expect(buildNspawnArgs(plan({ host: host({ nspawnVersion: 250 }) }))).toContain('--suppress-sync=yes');
+  });
+
+  it('maps each strategy to its options', () => {
+    // Snapshots and copies are made once per cell by the runtime: nspawn runs on them directly.
+    for (const strategy of ['btrfs-snapshot', 'copy'] as const) {
+      const args = buildNspawnArgs(plan({ strategy, root: '/state/run/1-x/m/rootfs' }));
+      expect(args).not.toContain('--ephemeral');
+      expect(args).not.toContain('--read-only');
+      expect(args.slice(4, 6)).toEqual(['-D', '/state/run/1-x/m/rootfs']);
+    }
+    const volatile = buildNspawnArgs(plan({ strategy: 'volatile' }));
+    expect(volatile).toContain('--volatile=overlay');
+    expect(volatile).not.toContain('--read-only');
+    expect(() => buildNspawnArgs(plan({ rootUpperDir: undefined }))).toThrow(/rootUpperDir/);
+  });
+
+  it('mounts the source read-only or read-write on request', () => {
+    expect(buildNspawnArgs(plan({ sourceMode: 'ro' }))).toContain('--bind-ro=/home/u/project:/src');
+    expect(buildNspawnArgs(plan({ sourceMode: 'rw' }))).toContain('--bind=/home/u/project:/src');
+    expect(buildNspawnArgs(plan({ sourceMode: 'rw' })).some((a) => a.startsWith('--overlay=/home'))).toBe(false);
+  });
+
+  it('adds binds (escaping colons), private network, boot and the journal', () => {
+    const args = buildNspawnArgs(
+      plan({
+        binds: [
+          { host: '/data/a:b', container: '/a', readOnly: true },
+          { host: '/data/c', container: '/c', readOnly: false },
+        ],
+        network: 'private',
+        boot: true,
+        journalDir: '/out/cell/journal',
+        command: [],
+      }),
+    );
+    expect(args).toContain('--bind-ro=/data/a\\:b:/a');
+    expect(args).toContain('--bind=/data/c:/c');
+    expect(args).toContain('--private-network');
+    expect(args).toContain('--boot');
+    expect(args).not.toContain('--as-pid2');
+    expect(args).toContain('--bind=/out/cell/journal:/var/log/journal');
+    expect(args[args.length - 1]).toBe('--');
+  });
+
+  it('idmaps every bind for private users and binds a copy of the source instead of an overlay', () => {
+    const args = buildNspawnArgs(
+      plan({ privateUsers: true, strategy: 'copy', root: '/r', sourceCopyDir: '/state/run/1-x/m/src-copy', binds: [{ host: '/d', container: '/d', readOnly: true }] }),
+    );
+    expect(args).toContain('--private-users=pick');
+    expect(args).toContain('--bind=/state/run/1-x/m/src-copy:/src:idmap');
+    expect(args).toContain('--bind=/out/cell/artifacts:/artifacts:idmap');
+    expect(args).toContain('--bind-ro=/d:/d:idmap');
+    expect(args).toContain('--bind=/state/run/1-x/m/control:/run/nsmatrix:idmap');
+    expect(args.some((a) => a.startsWith('--overlay='))).toBe(false);
+    expect(() => buildNspawnArgs(plan({ privateUsers: true, strategy: 'copy' }))).toThrow(/sourceCopyDir/);
+  });
+
+  it('omits --pipe when interactive and puts passthrough options right before the command', () => {
+    const args = buildNspawnArgs(plan({ interactive: true, nspawnExtra: ['--rlimit=RLIMIT_NOFILE=1024'] }));
+    expect(args).not.toContain('--pipe');
+    const dashdash = args.indexOf('--');
+    expect(args[dashdash - 1]).toBe('--rlimit=RLIMIT_NOFILE=1024');
+    expect(args[dashdash - 2]).toBe('--bind=/state/run/1-x/m/control:/run/nsmatrix');
+  });
+
+  it('refuses environment names nspawn would misparse', () => {
+    expect(() => buildNspawnArgs(plan({ env: { 'A=B': 'x' } }))).toThrow(UsageError);
+    expect(() => buildNspawnArgs(plan({ env: { '1X': 'x' } }))).toThrow(/invalid environment variable name/);
+    expect(buildNspawnArgs(plan({ env: { MULTI: 'a\nb=c' } }))).toContain('--setenv=MULTI=a\nb=c');
+  });
+});
+
+describe('machineName', () => {
+  it('is a short valid hostname, unique per cell, token and counter', () => {
+    const a = machineName('debian-bookworm-cc-gcc', 'tok', 1);
+    expect(a).toMatch(/^nsm-[0-9a-f]{10}-1$/);
+    expect(a.length).toBeLessThanOrEqual(64);
+    expect(machineName('debian-bookworm-cc-gcc', 'tok', 2)).not.toBe(a);
+    expect(machineName('debian-bookworm-cc-clang', 'tok', 1)).not.toBe(a);
+    expect(machineName('debian-bookworm-cc-gcc', 'other', 1)).not.toBe(a);
+    expect(machineName('x'.repeat(500), 'tok', 123456789).length).toBeLessThanOrEqual(64);
+  });
+});

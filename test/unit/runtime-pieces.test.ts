@@ -1,0 +1,99 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { OWN_MOUNT_NOISE } from '../../src/runtime/boot.js';
+import { cgroupHierarchies } from '../../src/runtime/cgroup.js';
+import { stepResult, wrapperCommand, stepFiles } from '../../src/runtime/exec.js';
+import { formatLogLine, isNspawnNoise, StepLog, TAIL_LINES } from '../../src/runtime/log.js';
+import { parseStrategy, pickStrategy, isBtrfsSubvolume } from '../../src/runtime/strategy.js';
+import { parseStatus, signalName } from '../../src/runtime/wrapper.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'nsm-pieces-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('strategy', () => {
+  it('snapshots btrfs subvolumes, overlays everything else, copies without overlayfs', () => {
+    expect(pickStrategy({ btrfsSubvolume: true, overlayfs: true })).toBe('btrfs-snapshot');
+    expect(pickStrategy({ btrfsSubvolume: false, overlayfs: true })).toBe('overlay');
+    expect(pickStrategy({ btrfsSubvolume: false, overlayfs: false })).toBe('copy');
+  });
+  it('parses --ephemeral-strategy and rejects unknown names', () => {
+    expect(parseStrategy('volatile')).toBe('volatile');
+    expect(() => parseStrategy('snapshot')).toThrow(UsageError);
+  });
+  it('sees that a directory on this ext4 disk is not a btrfs subvolume', async () => {
+    expect(await isBtrfsSubvolume(dir)).toBe(false);
+  });
+});
+
+describe('status files', () => {
+  it('parses exits and signals', () => {
+    expect(parseStatus('exit 0\n')).toEqual({ exitCode: 0, signal: null });
+    expect(parseStatus('exit 137\n')).toEqual({ exitCode: 137, signal: null });
+    expect(parseStatus('signal 9\n')).toEqual({ exitCode: null, signal: 'SIGKILL' });
+    expect(parseStatus('garbage')).toBeNull();
+    expect(parseStatus('')).toBeNull();
+    expect(signalName(15)).toBe('SIGTERM');
+  });
+
+  it('tells nspawn failures from step failures', () => {
+    const run = { exitCode: 1, signal: null, timedOut: false, aborted: false, durationMs: 5 };
+    expect(stepResult(run, { exitCode: 1, signal: null }, [], 'systemd-nspawn').infrastructureError).toBeUndefined();
+    const infra = stepResult(run, null, ['Directory /nope does not exist'], 'systemd-nspawn');
+    expect(infra.infrastructureError).toMatch(/systemd-nspawn exited with status 1 before the step ran: Directory \/nope/);
+    expect(infra.exitCode).toBeNull();
+    const timedOut = stepResult({ ...run, timedOut: true }, null, [], 'systemd-nspawn');
+    expect(timedOut).toMatchObject({ timedOut: true, exitCode: null });
+    expect(timedOut.infrastructureError).toBeUndefined();
+    const aborted = stepResult({ ...run, aborted: true }, null, [], 'x');
+    expect(aborted.aborted).toBe(true);
+    expect(aborted.infrastructureError).toBeUndefined();
+  });
+
+  it('runs steps through perl when the image has it, else through sh', () => {
+    const files = stepFiles('/ctl', 2);
+    expect(files.script).toBe('/ctl/step-03.sh');
+    expect(wrapperCommand(true, files)).toEqual(['/usr/bin/perl', '/run/nsmatrix/wrap.pl', '/run/nsmatrix/step-03.sh', '/run/nsmatrix/step-03.status']);
+    expect(wrapperCommand(false, files)[0]).toBe('/bin/sh');
+  });
+});
+
+describe('boot journal summary', () => {
+  it("ignores the unmount errors of nsmatrix's own bind mounts (bookworm and bullseye wording)", () => {
+    expect(OWN_MOUNT_NOISE.test('2026-11-22T03:25:22+0000 vm systemd[1]: Failed unmounting var-log-journal.mount.')).toBe(true);
+    expect(OWN_MOUNT_NOISE.test('2026-11-22T03:42:45+0000 vm systemd[1]: Failed unmounting /var/log/journal.')).toBe(true);
+    expect(OWN_MOUNT_NOISE.test('vm systemd[1]: Failed unmounting /home.')).toBe(false);
+    expect(OWN_MOUNT_NOISE.test('vm myservice[12]: segfault')).toBe(false);
+  });
+});
+
+describe('cgroup layouts', () => {
+  it('uses both hierarchies on hybrid hosts', () => {
+    expect(cgroupHierarchies('hybrid', '/cg')).toEqual(['/cg/unified', '/cg/systemd']);
+    expect(cgroupHierarchies('unified', '/cg')).toEqual(['/cg']);
+    expect(cgroupHierarchies('legacy', '/cg')).toEqual(['/cg/systemd']);
+  });
+});
+
+describe('StepLog', () => {
+  it('timestamps lines per stream, joins split lines, drops nspawn noise and keeps a bounded tail', async () => {
+    const path = join(dir, 'sub', '01-x.log');
+    const log = await StepLog.open(path);
+    log.write('stdout', Buffer.from('hel'));
+    log.write('stderr', Buffer.from('warn\nAttempted to remove disk file system under "/run/systemd/nspawn/propagate/m", and we can\'t allow that.\n'));
+    log.write('stdout', Buffer.from('lo\nlast-no-newline'));
+    for (let i = 0; i < TAIL_LINES + 5; i++) log.write('stdout', Buffer.from(i === 0 ? `\nl${i}\n` : `l${i}\n`));
+    await log.close();
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z err\| warn$/);
+    expect(lines[1]).toMatch(/ out\| hello$/);
+    expect(lines[2]).toMatch(/ out\| last-no-newline$/);
+    expect(lines.some((l) => l.includes('Attempted to remove'))).toBe(false);
+    expect(log.tail()).toHaveLength(TAIL_LINES);
+    expect(log.tail().at(-1)).toBe(`l${TAIL_LINES + 4}`);
+    expect(isNspawnNoise('Attempted to remove disk file system under "/run/systemd/nspawn/propagate/x", and we can\'t allow that.')).toBe(true);
+    expect(formatLogLine(new Date(0), 'stderr', 'x')).toBe('1970-01-01T00:00:00.000Z err| x\n');
+  });
+});
