@@ -73,6 +73,7 @@ async function main(argv: string[]): Promise<void> {
     .help()
     .alias('h', 'help')
     .strict()
+    .parserConfiguration({ 'populate--': true })
     .demandCommand(1, 'a command is required')
     .recommendCommands()
     .wrap(Math.min(110, process.stdout.columns || 100))

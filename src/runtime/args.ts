@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
-import { hostNspawnArgs } from '../lib/host.js';
+import { hostNspawnArgs, hostNspawnEnv } from '../lib/host.js';
 import type { BindSpec, NetworkMode, SourceMode } from '../matrix/types.js';
 import type { EphemeralStrategy, HostInfo } from './types.js';
 
@@ -122,4 +122,17 @@ export function buildNspawnArgs(plan: NspawnPlan): string[] {
   args.push(...plan.nspawnExtra);
   args.push('--', ...plan.command);
   return args;
+}
+
+/**
+ * Environment of the systemd-nspawn process itself (not of the payload). In exec mode every step is its own
+ * nspawn over the cell's root, and nspawn would mount a fresh tmpfs on /tmp each time: SYSTEMD_NSPAWN_TMPFS_TMP=0
+ * keeps /tmp on the cell's copy-on-write root, so files there persist between steps as users expect.
+ */
+export function nspawnEnvironment(host: HostInfo, options: { mode: 'exec' | 'boot'; noSeccomp: boolean }): Record<string, string> {
+  return {
+    ...hostNspawnEnv(host),
+    ...(options.mode === 'exec' ? { SYSTEMD_NSPAWN_TMPFS_TMP: '0' } : {}),
+    ...(options.noSeccomp ? { SYSTEMD_SECCOMP: '0' } : {}),
+  };
 }

@@ -12,10 +12,9 @@ import { basename, dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PassThrough } from 'node:stream';
 import { InfraError } from '../errors.js';
-import { hostNspawnEnv } from '../lib/host.js';
 import { resources, type Releasable } from '../lib/resources.js';
 import type { JournalSummary } from '../run/result.js';
-import { buildNspawnArgs, SOURCE_MOUNT, type NspawnPlan } from './args.js';
+import { buildNspawnArgs, SOURCE_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
 import type { ContainerCgroup } from './cgroup.js';
 import { prepareStep, readStepStatus, stepResult, wrapperCommand } from './exec.js';
 import { StepLog } from './log.js';
@@ -91,7 +90,7 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
   const { file, args, env } = cgroupWrappedArgv(argv, ctx.cgroup);
   const consoleLog = await StepLog.open(ctx.consoleLogPath);
   const child: ChildProcess = spawn(file, args, {
-    env: { ...process.env, ...hostNspawnEnv(ctx.plan.host), ...(ctx.noSeccomp ? { SYSTEMD_SECCOMP: '0' } : {}), ...env },
+    env: { ...process.env, ...nspawnEnvironment(ctx.plan.host, { mode: 'boot', noSeccomp: ctx.noSeccomp }), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -4,9 +4,8 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostNspawnEnv } from '../lib/host.js';
 import { resources } from '../lib/resources.js';
-import { buildNspawnArgs, CONTROL_MOUNT, type NspawnPlan } from './args.js';
+import { buildNspawnArgs, CONTROL_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
 import { createContainerCgroup } from './cgroup.js';
 import { StepLog } from './log.js';
 import { supervise, type SuperviseResult } from './supervise.js';
@@ -83,7 +82,7 @@ export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<
   try {
     const run = await supervise({
       argv,
-      env: { ...hostNspawnEnv(ctx.plan.host), ...(ctx.noSeccomp ? { SYSTEMD_SECCOMP: '0' } : {}) },
+      env: nspawnEnvironment(ctx.plan.host, { mode: 'exec', noSeccomp: ctx.noSeccomp }),
       cgroup,
       ...(request.inheritStdio ? { inheritStdio: true } : { log, onOutput: request.onOutput }),
       timeoutMs: request.timeoutMs,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { buildNspawnArgs, machineName, type NspawnPlan } from '../../src/runtime/args.js';
+import { buildNspawnArgs, machineName, nspawnEnvironment, type NspawnPlan } from '../../src/runtime/args.js';
 import type { HostInfo } from '../../src/runtime/types.js';
 
 const host = (over: Partial<HostInfo> = {}): HostInfo => ({
@@ -155,5 +155,14 @@ describe('machineName', () => {
     expect(machineName('debian-bookworm-cc-clang', 'tok', 1)).not.toBe(a);
     expect(machineName('debian-bookworm-cc-gcc', 'other', 1)).not.toBe(a);
     expect(machineName('x'.repeat(500), 'tok', 123456789).length).toBeLessThanOrEqual(64);
+  });
+});
+
+describe('nspawnEnvironment', () => {
+  const host = { isRoot: true, nspawnPath: '/usr/bin/systemd-nspawn', nspawnVersion: 252, nspawnVersionText: 'systemd 252', systemdIsPid1: true, overlayfs: true, userNamespaces: true, cgroupLayout: 'unified' as const, hostname: 'h' };
+  it('keeps /tmp on the cell root in exec mode only, and drops seccomp only when asked', () => {
+    expect(nspawnEnvironment(host, { mode: 'exec', noSeccomp: false })).toEqual({ SYSTEMD_NSPAWN_TMPFS_TMP: '0' });
+    expect(nspawnEnvironment(host, { mode: 'boot', noSeccomp: true })).toEqual({ SYSTEMD_SECCOMP: '0' });
+    expect(nspawnEnvironment({ ...host, cgroupLayout: 'hybrid' }, { mode: 'boot', noSeccomp: false })).toEqual({ SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' });
   });
 });

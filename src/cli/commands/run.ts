@@ -97,7 +97,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       positions,
       outputDir,
       scratchDir: scratch.dir,
-      fileArg: relative(process.cwd(), file) || file,
+      fileArg: args.file ?? (relative(process.cwd(), file) || file),
       jobs: args.jobs ?? availableParallelism(),
       failFast: args['fail-fast'] ?? model.failFast,
       ...(strategy ? { strategy } : {}),
