@@ -44,6 +44,8 @@ export interface RunOptions {
   /** Aborted with a reason string on SIGINT/SIGTERM. */
   signal: AbortSignal;
   stages: RunStages;
+  /** Called with the container of a cell whose steps failed, before it is thrown away (--shell-on-failure). */
+  onCellFailed?: (cell: Cell, container: Container) => Promise<void>;
 }
 
 const INTERRUPTED = 'interrupted';
@@ -215,6 +217,8 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       events: options.events,
       signal,
     });
+    const failed = outcome.steps.some((s) => s.outcome === 'failed' || s.outcome === 'timed-out');
+    if (failed && options.onCellFailed && !signal.aborted) await options.onCellFailed(cell, container);
   } finally {
     try {
       ({ journal } = await container.close());

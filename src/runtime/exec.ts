@@ -73,7 +73,12 @@ export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<
   const files = await prepareStep(ctx.controlDir, request);
   const argv = [
     ctx.plan.host.nspawnPath ?? 'systemd-nspawn',
-    ...buildNspawnArgs({ ...ctx.plan, env: { ...ctx.plan.env, ...request.env }, command: wrapperCommand(ctx.usePerl, files) }),
+    ...buildNspawnArgs({
+      ...ctx.plan,
+      interactive: request.interactive ?? ctx.plan.interactive,
+      env: { ...ctx.plan.env, ...request.env },
+      command: wrapperCommand(ctx.usePerl, files),
+    }),
   ];
   const cgroup = await createContainerCgroup(ctx.plan.host, ctx.plan.machine);
   const cgroupEntry = cgroup ? resources.add(`cgroup ${ctx.plan.machine}`, () => cgroup.destroy()) : undefined;

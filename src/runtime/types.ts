@@ -59,6 +59,8 @@ export interface ExecRequest {
   signal?: AbortSignal;
   /** `nsmatrix shell`: the step uses nsmatrix's own stdin/stdout/stderr (a terminal or pipes); nothing is logged. */
   inheritStdio?: boolean;
+  /** Give this one exec a terminal even if the container was opened non-interactive (--shell-on-failure). */
+  interactive?: boolean;
 }
 
 export interface ExecResult {

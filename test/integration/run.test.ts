@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../src/run/result.js';
 import { requireContainerHost } from '../helpers/host.js';
-import { leftovers, runCli, schemaErrors, startCli } from '../helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, leftovers, runCli, schemaErrors, startCli } from '../helpers/cli.js';
 
 const stateDir = inject('stateDir');
 let work: string;
@@ -151,6 +152,35 @@ steps:
       expect(schemaErrors(join(out, 'junit.xml'))).toBe('');
     });
   }
+
+  // `script` gives the CLI a real terminal, as a developer's shell would.
+  function underTerminal(command: string[], input: string, env: NodeJS.ProcessEnv): string {
+    const line = command.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
+    const r = spawnSync('sh', ['-c', `(sleep 3; printf '${input}'; sleep 2) | script -qec "${line.replace(/"/g, '\\"')}" /dev/null`], {
+      encoding: 'utf8',
+      env,
+      timeout: 120_000,
+    });
+    return r.stdout.replace(/\r/g, '');
+  }
+
+  it('on a terminal: the live view shows cells and the summary', () => {
+    const dir = project('live', `matrix:\n  image: [debian:bookworm]\n  n: [1, 2]\nsteps:\n  - name: work\n    run: sleep 1\n`);
+    const { CI: _ci, NO_COLOR: _nc, ...env } = process.env;
+    const out = underTerminal([process.execPath, CLI, 'run', join(dir, 'nsmatrix.yaml'), '--state-dir', stateDir, '-o', join(work, 'out-live')], '', { ...env, TERM: 'xterm' });
+    expect(out).toContain('debian:bookworm [n=1]');
+    expect(out).toMatch(/\u001b\[/); // a live, coloured view: cursor and colour sequences
+    expect(out).not.toMatch(/^\d\d:\d\d:\d\d /m); // not the plain timestamped lines
+    expect(out).toMatch(/2 cells: 2 passed/);
+  });
+
+  it('--shell-on-failure opens a shell in the failed cell\'s own container', () => {
+    const dir = project('sof', `matrix:\n  image: [debian:bookworm]\nsteps:\n  - name: breaks\n    run: echo left-by-step > /tmp/marker; exit 1\n`);
+    const out = underTerminal([process.execPath, CLI, 'run', join(dir, 'nsmatrix.yaml'), '--state-dir', stateDir, '-o', join(work, 'out-sof'), '--shell-on-failure'], 'cat /tmp/marker; exit\\n', { ...process.env, TERM: 'xterm' });
+    expect(out).toContain('opening a shell in its container');
+    expect(out).toContain('left-by-step'); // only the shell's cat can print it: the step wrote it to a file
+    expect(out).toMatch(/1 cells: 0 passed, 1 failed/);
+  });
 
   it('a sharded run merged equals the unsharded run', () => {
     const dir = project('shards', `matrix:\n  image: [debian:bookworm]\n  n: [1, 2, 3]\nfail-fast: false\nsteps:\n  - name: s\n    run: test "$MATRIX_N" != 2\n  - name: t\n    run: exit 0\n`);

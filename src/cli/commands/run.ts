@@ -15,7 +15,9 @@ import { openContainer, validateBinds, gcRuntime, createRunScratch } from '../..
 import { RunEvents } from '../../run/events.js';
 import { runMatrix } from '../../run/scheduler.js';
 import { exitCodeFor } from '../../run/merge.js';
-import type { EphemeralStrategy } from '../../runtime/types.js';
+import type { Container, EphemeralStrategy } from '../../runtime/types.js';
+import type { Cell } from '../../matrix/types.js';
+import { shellScript } from './shell.js';
 import { createReporters, writeReports } from '../reporting.js';
 import { attachTerminal } from '../terminal.js';
 import { lockOutputDir } from '../output-lock.js';
@@ -34,6 +36,7 @@ export interface RunArgs {
   'fail-fast'?: boolean;
   'ephemeral-strategy': 'auto' | EphemeralStrategy;
   seccomp: boolean;
+  'shell-on-failure': boolean;
 }
 
 export function requireContainerHost(): ReturnType<typeof detectHost> {
@@ -41,6 +44,21 @@ export function requireContainerHost(): ReturnType<typeof detectHost> {
   if (!host.isRoot) throw new InfraError('nsmatrix run needs root to start containers: run it with sudo (sudo nsmatrix run ...)');
   if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
   return host;
+}
+
+/** Drops the user into the failed cell's own container (its files as the steps left them); exit resumes the run. */
+async function openFailureShell(cell: Cell, container: Container): Promise<void> {
+  process.stdout.write(`\nnsmatrix: ${cell.name} failed: opening a shell in its container (files as the steps left them; exit to continue)\n`);
+  await container.exec({
+    index: cell.steps.length,
+    name: 'shell-on-failure',
+    script: shellScript([]),
+    env: process.env.TERM ? { TERM: process.env.TERM } : {},
+    timeoutMs: 0,
+    logPath: '/dev/null',
+    inheritStdio: true,
+    interactive: true,
+  });
 }
 
 export default async function run(argv: Record<string, unknown>): Promise<number> {
@@ -51,6 +69,10 @@ export default async function run(argv: Record<string, unknown>): Promise<number
   const all = expandMatrix(model, { maxCells: args['max-cells'] });
   const shard = args.shard === undefined ? undefined : parseShard(args.shard);
   const cells = selectCells(all, { filter: args.filter, ...(args.shard !== undefined ? { shard: args.shard } : {}) });
+  const shellOnFailure = args['shell-on-failure'];
+  if (shellOnFailure && !(process.stdin.isTTY && process.stdout.isTTY)) {
+    throw new UsageError('nsmatrix: --shell-on-failure needs a terminal on stdin and stdout');
+  }
   const reporters = await createReporters(args.reporter);
   const outputDir = resolve(args.output);
   const stateDir = resolveStateDir(args['state-dir']);
@@ -86,7 +108,8 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     const scratch = await createRunScratch(stateDir);
 
     const events = new RunEvents();
-    const terminal = attachTerminal(events, { plain: args.plain });
+    // An interactive shell and a live view cannot share the terminal: the shell wins.
+    const terminal = attachTerminal(events, { plain: args.plain || shellOnFailure });
     for (const reporter of reporters) if (reporter.reporter.onEvent) events.on((e) => reporter.reporter.onEvent!(e));
 
     const positions = new Map(all.map((cell, index) => [cell.id, index]));
@@ -98,7 +121,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       outputDir,
       scratchDir: scratch.dir,
       fileArg: args.file ?? (relative(process.cwd(), file) || file),
-      jobs: args.jobs ?? availableParallelism(),
+      jobs: shellOnFailure ? 1 : (args.jobs ?? availableParallelism()),
       failFast: args['fail-fast'] ?? model.failFast,
       ...(strategy ? { strategy } : {}),
       noSeccomp: !args.seccomp,
@@ -112,6 +135,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
         openContainer,
         cellEnvironment: (cell) => cellEnvironment(cell, model),
       },
+      ...(shellOnFailure ? { onCellFailed: openFailureShell } : {}),
     });
     await terminal.finish(result);
     const written = await writeReports(reporters, result, outputDir);
