@@ -21,7 +21,12 @@ export function timeCommand(runs: number, command: string, args: string[], optio
   return timeIt(runs, () => execFileSync(command, args, { stdio: 'ignore', ...options }));
 }
 
+/** Prints a section of figures; a row's unit is ms unless its name ends with a unit in parentheses, e.g. "(MiB)". */
 export function report(title: string, rows: [string, number, string?][]): void {
   process.stdout.write(`\n## ${title}\n`);
-  for (const [name, ms, note] of rows) process.stdout.write(`  ${name.padEnd(58)} ${ms.toFixed(1).padStart(10)} ms${note ? `  ${note}` : ''}\n`);
+  for (const [name, value, note] of rows) {
+    const unit = /\(([^)]+)\)$/.exec(name)?.[1] ?? 'ms';
+    const label = name.replace(/\s*\([^)]+\)$/, '');
+    process.stdout.write(`  ${label.padEnd(58)} ${value.toFixed(1).padStart(10)} ${unit}${note ? `  ${note}` : ''}\n`);
+  }
 }

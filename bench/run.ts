@@ -1,0 +1,32 @@
+/**
+ * `npm run bench`: every benchmark in one run, so nsmatrix and the raw tools it is compared against are measured on
+ * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images
+ * picks a subset; images are built into a fresh state directory (the cold path is part of what is measured).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { benchStartup } from './startup.js';
+import { benchScheduler } from './scheduler.js';
+import { benchCliRun } from './cli-run.js';
+import { benchRuntime } from './runtime.js';
+import { benchImages } from './images.js';
+
+const all = ['startup', 'scheduler', 'run', 'runtime', 'images'];
+const chosen = (process.env.NSMATRIX_BENCH ?? all.join(',')).split(',').map((s) => s.trim());
+const unknown = chosen.filter((c) => !all.includes(c));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: unknown NSMATRIX_BENCH entries ${unknown.join(', ')} (valid: ${all.join(', ')})\n`);
+  process.exit(2);
+}
+const stateDir = mkdtempSync('/var/tmp/nsmatrix-bench-state-');
+const results: Record<string, Record<string, number>> = {};
+try {
+  if (chosen.includes('startup')) results.startup = await benchStartup();
+  if (chosen.includes('scheduler')) results.scheduler = await benchScheduler();
+  if (chosen.includes('run')) results.run = await benchCliRun({ stateDir });
+  if (chosen.includes('runtime')) results.runtime = await benchRuntime({ stateDir: join(stateDir) });
+  if (chosen.includes('images')) results.images = await benchImages();
+} finally {
+  rmSync(stateDir, { recursive: true, force: true });
+}
+process.stdout.write(`\n${JSON.stringify(results, null, 2)}\n`);
