@@ -1,0 +1,152 @@
+/**
+ * Debian-family bases (debian:, ubuntu:) built by mmdebstrap when installed, else debootstrap, as minbase.
+ * The argv builders are pure and unit-tested; `build` runs them through the guarded process runner.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InfraError } from '../../errors.js';
+import { pickMirrors, readHostAptSources } from '../apt-sources.js';
+import { runLogged } from '../process.js';
+import { resolveSuite } from '../suites.js';
+import type { BaseBuilder, BuildContext } from './types.js';
+
+export type BootstrapTool = 'mmdebstrap' | 'debootstrap';
+
+export interface BootstrapPlan {
+  distro: string;
+  suite: string;
+  mirror: string;
+  /** The security archive, when the suite has a security pocket and one is known. */
+  securityMirror?: string;
+  components: string[];
+  /** Pockets (`-updates`) are added only for released suites. */
+  pockets: boolean;
+  allowExpiredRelease: boolean;
+  tool: BootstrapTool;
+}
+
+const RELEASED_SUITES = new Set(['bullseye', 'bookworm', 'trixie', 'focal', 'jammy', 'noble', 'oracular', 'plucky', 'questing']);
+export const DEFAULT_UBUNTU_MIRROR = 'http://archive.ubuntu.com/ubuntu';
+const EXPIRED_OPTION = 'Acquire::Check-Valid-Until "false"';
+
+/** The apt source lines of the image: the suite, its updates pocket and its security suite. */
+export function sourceLines(plan: BootstrapPlan): string[] {
+  const components = plan.components.join(' ');
+  const lines = [`deb ${plan.mirror} ${plan.suite} ${components}`];
+  if (plan.pockets) {
+    lines.push(`deb ${plan.mirror} ${plan.suite}-updates ${components}`);
+    // Since bullseye the security suite is `<suite>-security` (buster's `buster/updates` is not supported).
+    if (plan.securityMirror) lines.push(`deb ${plan.securityMirror} ${plan.suite}-security ${components}`);
+  }
+  return lines;
+}
+
+export function mmdebstrapArgv(plan: BootstrapPlan, target: string): string[] {
+  const argv = ['mmdebstrap', '--variant=minbase', '--mode=root', '--format=directory'];
+  if (plan.allowExpiredRelease) argv.push(`--aptopt=${EXPIRED_OPTION}`);
+  // Keeping the package lists lets the top layer's `apt-get update` fetch only what changed.
+  argv.push('--skip=cleanup/apt/lists');
+  argv.push(plan.suite, target, ...sourceLines(plan));
+  return argv;
+}
+
+export function debootstrapArgv(plan: BootstrapPlan, target: string): string[] {
+  return ['debootstrap', '--variant=minbase', `--components=${plan.components.join(',')}`, plan.suite, target, plan.mirror];
+}
+
+export function bootstrapArgv(plan: BootstrapPlan, target: string): string[] {
+  return plan.tool === 'mmdebstrap' ? mmdebstrapArgv(plan, target) : debootstrapArgv(plan, target);
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((dir) => dir && existsSync(join(dir, command)));
+}
+
+/** mmdebstrap when installed, else debootstrap; `NSMATRIX_BOOTSTRAP_TOOL` forces one (and makes both testable). */
+export function availableBootstrapTool(): BootstrapTool {
+  const forced = process.env.NSMATRIX_BOOTSTRAP_TOOL;
+  if (forced === 'mmdebstrap' || forced === 'debootstrap') {
+    if (!onPath(forced)) throw new InfraError(`NSMATRIX_BOOTSTRAP_TOOL=${forced}, but ${forced} is not installed`);
+    return forced;
+  }
+  if (forced) throw new InfraError(`NSMATRIX_BOOTSTRAP_TOOL: expected mmdebstrap or debootstrap, got "${forced}"`);
+  if (onPath('mmdebstrap')) return 'mmdebstrap';
+  if (onPath('debootstrap')) return 'debootstrap';
+  throw new InfraError('neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap');
+}
+
+/** Mirror and security archive: `mirror:` wins; else the host's apt sources (Debian) or the Ubuntu archive. */
+export function chooseMirrors(distro: string, mirror: string | undefined): { mirror: string; securityMirror?: string } {
+  if (mirror) return { mirror: mirror.replace(/\/+$/, '') };
+  if (distro === 'ubuntu') return { mirror: DEFAULT_UBUNTU_MIRROR, securityMirror: DEFAULT_UBUNTU_MIRROR };
+  const host = pickMirrors(readHostAptSources());
+  if (!host.main) {
+    throw new InfraError('no Debian mirror in the host apt sources (/etc/apt/sources.list*): set mirror: in the image spec');
+  }
+  return { mirror: host.main, ...(host.security ? { securityMirror: host.security } : {}) };
+}
+
+export async function planBootstrap(source: {
+  distro: string;
+  suite: string;
+  mirror?: string;
+  allowExpiredRelease: boolean;
+}): Promise<BootstrapPlan> {
+  const mirrors = chooseMirrors(source.distro, source.mirror);
+  const suite = await resolveSuite(source.distro, source.suite, mirrors.mirror);
+  const plan: BootstrapPlan = {
+    distro: source.distro,
+    suite,
+    mirror: mirrors.mirror,
+    components: source.distro === 'ubuntu' ? ['main', 'universe'] : ['main'],
+    pockets: RELEASED_SUITES.has(suite),
+    allowExpiredRelease: source.allowExpiredRelease,
+    tool: availableBootstrapTool(),
+  };
+  if (mirrors.securityMirror) plan.securityMirror = mirrors.securityMirror;
+  return plan;
+}
+
+export function expiredReleaseHint(logText: string): string | undefined {
+  return /Release file .* is expired|is not valid yet|expired \(invalid since/i.test(logText)
+    ? 'the mirror\'s Release file has expired: set "allow-expired-release: true" in the image spec'
+    : undefined;
+}
+
+export function bootstrapBuilder(plan: BootstrapPlan): BaseBuilder {
+  return {
+    kind: plan.distro,
+    keyInputs: {
+      layer: 'base',
+      kind: 'bootstrap',
+      distro: plan.distro,
+      suite: plan.suite,
+      mirror: plan.mirror,
+      securityMirror: plan.pockets ? (plan.securityMirror ?? null) : null,
+      components: plan.components,
+      variant: 'minbase',
+      allowExpiredRelease: plan.allowExpiredRelease,
+      tool: plan.tool,
+    },
+    madeFrom: `${plan.tool} --variant=minbase ${plan.suite} from ${plan.mirror}${plan.allowExpiredRelease ? ' (expired Release allowed)' : ''}`,
+    async build(targetDir: string, context: BuildContext): Promise<void> {
+      const outcome = await runLogged(bootstrapArgv(plan, targetDir), context.log, { signal: context.signal });
+      if (outcome.aborted) throw new InfraError(`building ${plan.distro}:${plan.suite} was aborted`, { logPath: context.log.path });
+      if (outcome.exitCode !== 0) {
+        const tail = context.log.tail();
+        const hint = expiredReleaseHint(context.log.text());
+        throw new InfraError(
+          `${plan.tool} failed for ${plan.distro}:${plan.suite} from ${plan.mirror} (exit ${outcome.exitCode ?? outcome.signal})` +
+            (hint ? `: ${hint}` : ''),
+          { logPath: context.log.path, tail },
+        );
+      }
+      const aptConf = join(targetDir, 'etc/apt/apt.conf.d');
+      mkdirSync(aptConf, { recursive: true });
+      if (plan.allowExpiredRelease) writeFileSync(join(aptConf, '99nsmatrix-allow-expired'), `${EXPIRED_OPTION};\n`);
+      if (plan.tool === 'debootstrap') {
+        writeFileSync(join(targetDir, 'etc/apt/sources.list'), `${sourceLines(plan).join('\n')}\n`);
+      }
+    },
+  };
+}

@@ -1,0 +1,27 @@
+/** The images stage's public API: provision images for runs, and the store operations behind `nsmatrix images`. */
+import type { MatrixModel } from '../matrix/types.js';
+import type { ImageRequest } from './types.js';
+
+export { provisionImage } from './provision.js';
+export { listImages, removeImage, pruneImages, gcImages } from './manage.js';
+export { resolveStateDir } from './store.js';
+export type { Manifest } from './store.js';
+
+export const BOOT_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
+
+function dedupe(list: string[]): string[] {
+  return [...new Set(list)];
+}
+
+/** What a matrix needs of one image: matrix-wide then image packages (then boot packages), setups in order. */
+export function imageRequestFor(name: string, model: MatrixModel): ImageRequest {
+  const spec = model.images[name] ?? { packages: [] };
+  const setups = [model.setup, spec.setup].filter((s): s is string => Boolean(s?.trim()));
+  const request: ImageRequest = {
+    name,
+    spec,
+    packages: dedupe([...model.packages, ...spec.packages, ...(model.boot ? BOOT_PACKAGES : [])]),
+  };
+  if (setups.length) request.setup = setups.join('\n');
+  return request;
+}

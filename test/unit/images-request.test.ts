@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { BOOT_PACKAGES, imageRequestFor } from '../../src/images/index.js';
+import { imagesTable, formatBytes } from '../../src/cli/commands/images.js';
+import type { Manifest } from '../../src/images/index.js';
+import { makeModel } from '../helpers/model.js';
+
+describe('imageRequestFor', () => {
+  it('merges matrix packages, image packages and boot packages in order, without duplicates', () => {
+    const model = makeModel({
+      packages: ['make', 'gcc'],
+      setup: 'echo matrix',
+      boot: true,
+      images: { 'debian:trixie': { packages: ['gcc', 'clang'], setup: 'echo image', mirror: 'http://m/debian' } },
+    });
+    expect(imageRequestFor('debian:trixie', model)).toEqual({
+      name: 'debian:trixie',
+      spec: { packages: ['gcc', 'clang'], setup: 'echo image', mirror: 'http://m/debian' },
+      packages: ['make', 'gcc', 'clang', ...BOOT_PACKAGES],
+      setup: 'echo matrix\necho image',
+    });
+  });
+
+  it('an image without a spec gets the matrix-wide packages only, and no setup', () => {
+    const request = imageRequestFor('debian:bookworm', makeModel({ packages: ['git'], boot: false, images: {} }));
+    expect(request).toEqual({ name: 'debian:bookworm', spec: { packages: [] }, packages: ['git'] });
+  });
+});
+
+describe('images list table', () => {
+  const manifest = (over: Partial<Manifest>): Manifest => ({
+    name: 'debian:bookworm',
+    key: 'a'.repeat(24),
+    baseKey: 'a'.repeat(24),
+    layer: 'base',
+    kind: 'debian',
+    keyInputs: {},
+    root: '/x',
+    sizeBytes: 127_000_000,
+    created: '2026-01-01T00:00:00.000Z',
+    lastUsed: '2026-01-01T01:00:00.000Z',
+    toolVersion: '0.1.0',
+    madeFrom: 'mmdebstrap',
+    buildMs: 1,
+    ...over,
+  });
+
+  it('aligns name, key, layer, size, age and last use', () => {
+    const now = Date.parse('2026-01-01T02:00:00.000Z');
+    const lines = imagesTable([manifest({}), manifest({ name: 'tiny', key: 'b'.repeat(24), layer: 'top', sizeBytes: 0 })], now);
+    expect(lines).toEqual([
+      'NAME             KEY                       LAYER  SIZE    AGE        LAST USED',
+      `debian:bookworm  ${'a'.repeat(24)}  base   127 MB  2h00m ago  1h00m ago`,
+      `tiny             ${'b'.repeat(24)}  top    -       2h00m ago  1h00m ago`,
+    ]);
+  });
+
+  it('formats sizes', () => {
+    expect(formatBytes(0)).toBe('-');
+    expect(formatBytes(999)).toBe('999 B');
+    expect(formatBytes(1_500_000)).toBe('1.5 MB');
+    expect(formatBytes(221_690_491)).toBe('222 MB');
+  });
+});
