@@ -4,7 +4,7 @@
  * lazily so that `nsmatrix --version` and `--help` stay close to the cost of starting node.
  * Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.
  */
-import { toolVersion } from './version.js';
+import { toolVersion } from '../lib/version.js';
 
 const USAGE = 2;
 const INFRA = 3;

@@ -1,8 +1,5 @@
 /** Content keys: a short hash of canonical JSON of everything that decides an image's contents. */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 export type KeyInputs = Record<string, unknown>;
 
@@ -31,22 +28,4 @@ export function topLayerInputs(baseKey: string, packages: string[], setup: strin
     setup: setup ?? '',
     toolVersion,
   };
-}
-
-let version: string | undefined;
-/** nsmatrix's own version (from its package.json, found upwards: the path differs between src/ and dist/src/). */
-export function toolVersion(): string {
-  if (version) return version;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'nsmatrix' && pkg.version) return (version = pkg.version);
-    } catch {
-      // not here: keep looking upwards
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return (version = '0.0.0');
-    dir = parent;
-  }
 }

@@ -21,7 +21,7 @@ import { shellScript } from './shell.js';
 import { createReporters, writeReports } from '../reporting.js';
 import { attachTerminal } from '../terminal.js';
 import { lockOutputDir } from '../output-lock.js';
-import { toolVersion } from '../version.js';
+import { toolVersion } from '../../lib/version.js';
 
 export interface RunArgs {
   file?: string;
@@ -142,10 +142,11 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     for (const path of written) process.stdout.write(`report: ${relative(process.cwd(), path) || path}\n`);
     return exitCodeFor(result);
   } finally {
+    // The handlers stay until cleanup is over: a signal arriving now must not kill the process half-way through it.
+    const failures = await resources.releaseAll();
+    for (const failure of failures) process.stderr.write(`nsmatrix: cleanup: ${failure.message}\n`);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);
-    const failures = await resources.releaseAll();
-    for (const failure of failures) process.stderr.write(`nsmatrix: cleanup: ${failure.message}\n`);
   }
 }

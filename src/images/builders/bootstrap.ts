@@ -2,7 +2,7 @@
  * Debian-family bases (debian:, ubuntu:) built by mmdebstrap when installed, else debootstrap, as minbase.
  * The argv builders are pure and unit-tested; `build` runs them through the guarded process runner.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InfraError } from '../../errors.js';
 import { pickMirrors, readHostAptSources } from '../apt-sources.js';
@@ -127,6 +127,8 @@ export function bootstrapBuilder(plan: BootstrapPlan): BaseBuilder {
       variant: 'minbase',
       allowExpiredRelease: plan.allowExpiredRelease,
       tool: plan.tool,
+      // Bumped when what the builder does to the tree changes (2: no build host /etc/hostname).
+      format: 2,
     },
     madeFrom: `${plan.tool} --variant=minbase ${plan.suite} from ${plan.mirror}${plan.allowExpiredRelease ? ' (expired Release allowed)' : ''}`,
     async build(targetDir: string, context: BuildContext): Promise<void> {
@@ -141,6 +143,9 @@ export function bootstrapBuilder(plan: BootstrapPlan): BaseBuilder {
           { logPath: context.log.path, tail },
         );
       }
+      // mmdebstrap and debootstrap copy the build host's /etc/hostname into the tree: an image must not carry the
+      // identity of the machine that built it (nspawn gives each container its machine name instead).
+      rmSync(join(targetDir, 'etc/hostname'), { force: true });
       const aptConf = join(targetDir, 'etc/apt/apt.conf.d');
       mkdirSync(aptConf, { recursive: true });
       if (plan.allowExpiredRelease) writeFileSync(join(aptConf, '99nsmatrix-allow-expired'), `${EXPIRED_OPTION};\n`);
