@@ -15,6 +15,8 @@ import { deriveKey, topLayerInputs, type KeyInputs } from './key.js';
 import { toolVersion } from '../lib/version.js';
 import { buildTopLayer, validatePackages } from './layer.js';
 import { acquireKeyLock } from './lock.js';
+import { readOsRelease } from './os-release.js';
+import { describeOs, detectFamily, packagesForFamily, parseOsRelease, type PackageFamily } from './package-managers.js';
 import { parseImageRef } from './ref.js';
 import {
   buildDirsOf,
@@ -29,14 +31,7 @@ import {
 } from './store.js';
 import type { ImageRequest, ProvisionedImage, ProvisionOptions } from './types.js';
 
-interface LayerPlan {
-  name: string;
-  key: string;
-  baseKey: string;
-  layer: 'base' | 'top';
-  kind: string;
-  keyInputs: KeyInputs;
-  madeFrom: string;
+interface LayerPlan extends Pick<Manifest, 'name' | 'key' | 'baseKey' | 'layer' | 'kind' | 'keyInputs' | 'madeFrom'> {
   /** Fills `<buildDir>/rootfs`; returns the root the manifest records. */
   build(buildDir: string, log: BuildLog): Promise<string>;
 }
@@ -157,22 +152,39 @@ function describeTop(base: Manifest, packages: string[], setup: string | undefin
   return parts.join(' + ');
 }
 
+/** The base's package manager: known to its builder, else read from the tree's os-release. */
+function familyOfBase(name: string, builder: BaseBuilder, baseRoot: string): { family: PackageFamily; os: string } {
+  if (builder.family) return { family: builder.family, os: builder.family };
+  const osRelease = readOsRelease(baseRoot);
+  const family = osRelease ? detectFamily(osRelease) : undefined;
+  if (!osRelease || !family) {
+    const found = osRelease ? `ID ${JSON.stringify(parseOsRelease(osRelease).ID ?? '')} is not a known family` : 'no /etc/os-release';
+    throw new InfraError(`image "${name}": cannot tell its package manager (${found}; known: apt, dnf, zypper, pacman, apk)`);
+  }
+  return { family, os: describeOs(osRelease) };
+}
+
 export async function provisionImage(request: ImageRequest, options: ProvisionOptions): Promise<ProvisionedImage> {
   ensureStore(options.stateDir);
   const source = parseImageRef(request.name, request.spec);
   validatePackages(request.packages);
-  const builder = await builderFor(source);
+  const builder = await builderFor(source, options.signal);
   const plan = basePlan(request.name, builder, options);
   const setup = request.setup?.trim() ? request.setup : undefined;
-  const inputs = topLayerInputs(plan.key, request.packages, setup, toolVersion());
-  const topKey = deriveKey(inputs);
   const layered = request.packages.length > 0 || setup !== undefined;
+  const topKeyFor = (packages: string[]) => {
+    const inputs = topLayerInputs(plan.key, packages, setup, toolVersion());
+    return { inputs, key: deriveKey(inputs) };
+  };
 
-  // The top key depends only on pure inputs: a published top layer needs no look at its base.
-  const topHit = layered ? readManifest(options.stateDir, topKey) : undefined;
-  if (topHit) {
-    const used = touchLastUsed(options.stateDir, topHit);
-    return { name: request.name, key: used.key, baseKey: used.baseKey, root: used.root, cached: true, madeFrom: used.madeFrom };
+  // With a family known up front the top key depends only on pure inputs: a published top layer needs no look
+  // at its base. Otherwise the base (a cache hit is one manifest read) tells the family first.
+  if (layered && builder.family) {
+    const hit = readManifest(options.stateDir, topKeyFor(packagesForFamily(request.packages, builder.family, request.name)).key);
+    if (hit) {
+      const used = touchLastUsed(options.stateDir, hit);
+      return { name: request.name, key: used.key, baseKey: used.baseKey, root: used.root, cached: true, madeFrom: used.madeFrom };
+    }
   }
 
   const base = await ensureLayer(plan, options);
@@ -187,6 +199,11 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
       madeFrom: base.manifest.madeFrom,
     };
   }
+  const { family, os } = request.packages.length
+    ? familyOfBase(request.name, builder, base.manifest.root)
+    : { family: builder.family ?? ('apt' as const), os: '' };
+  const packages = packagesForFamily(request.packages, family, request.name, os || family);
+  const { inputs, key: topKey } = topKeyFor(packages);
 
   const top = await ensureLayer(
     {
@@ -196,13 +213,13 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
       layer: 'top',
       kind: base.manifest.kind,
       keyInputs: inputs,
-      madeFrom: describeTop(base.manifest, request.packages, setup),
+      madeFrom: describeTop(base.manifest, packages, setup),
       build: async (buildDir, log) => {
         const rootfs = join(buildDir, 'rootfs');
         const started = Date.now();
         const strategy = await cloneTree(base.manifest.root, rootfs);
         log.info(`cloned base ${base.manifest.key} by ${strategy === 'copy' ? 'cp -a --reflink=auto' : 'btrfs subvolume snapshot'} in ${Date.now() - started} ms`);
-        await buildTopLayer(rootfs, { packages: request.packages, ...(setup ? { setup } : {}) }, log, options.signal);
+        await buildTopLayer(rootfs, { packages, family, ...(setup ? { setup } : {}) }, log, options.signal);
         return rootfs;
       },
     },

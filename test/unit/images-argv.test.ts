@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fakeHost } from '../helpers/host-info.js';
 import {
   bootstrapBuilder,
   debootstrapArgv,
@@ -9,7 +10,6 @@ import {
 } from '../../src/images/builders/bootstrap.js';
 import { layerNspawnArgv, packageInstallScript } from '../../src/images/layer.js';
 import { guardedArgv } from '../../src/images/process.js';
-import type { HostInfo } from '../../src/runtime/types.js';
 
 const bookworm: BootstrapPlan = {
   distro: 'debian',
@@ -89,18 +89,7 @@ describe('bootstrap argv', () => {
 });
 
 describe('top layer argv', () => {
-  const host = (over: Partial<HostInfo>): HostInfo => ({
-    isRoot: true,
-    nspawnPath: '/usr/bin/systemd-nspawn',
-    nspawnVersion: 252,
-    nspawnVersionText: 'systemd 252',
-    systemdIsPid1: false,
-    overlayfs: true,
-    userNamespaces: true,
-    cgroupLayout: 'hybrid',
-    hostname: 'h',
-    ...over,
-  });
+  const host = fakeHost;
 
   it('without systemd as PID 1: no registration; suppress-sync from nspawn 250', () => {
     const argv = layerNspawnArgv(host({}), '/r', ['true']);

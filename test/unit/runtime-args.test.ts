@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { fakeHost } from '../helpers/host-info.js';
 import { UsageError } from '../../src/errors.js';
 import { buildNspawnArgs, machineName, nspawnEnvironment, type NspawnPlan } from '../../src/runtime/args.js';
-import type { HostInfo } from '../../src/runtime/types.js';
 
-const host = (over: Partial<HostInfo> = {}): HostInfo => ({
-  isRoot: true,
-  nspawnPath: '/usr/bin/systemd-nspawn',
-  nspawnVersion: 252,
-  nspawnVersionText: 'systemd 252',
-  systemdIsPid1: false,
-  overlayfs: true,
-  userNamespaces: true,
-  cgroupLayout: 'hybrid',
-  hostname: 'h',
-  ...over,
-});
+const host = fakeHost;
 
 const plan = (over: Partial<NspawnPlan> = {}): NspawnPlan => ({
   host: host(),
@@ -159,7 +148,7 @@ describe('machineName', () => {
 });
 
 describe('nspawnEnvironment', () => {
-  const host = { isRoot: true, nspawnPath: '/usr/bin/systemd-nspawn', nspawnVersion: 252, nspawnVersionText: 'systemd 252', systemdIsPid1: true, overlayfs: true, userNamespaces: true, cgroupLayout: 'unified' as const, hostname: 'h' };
+  const host = fakeHost({ systemdIsPid1: true, cgroupLayout: 'unified' });
   it('keeps /tmp on the cell root in exec mode only, and drops seccomp only when asked', () => {
     expect(nspawnEnvironment(host, { mode: 'exec', noSeccomp: false })).toEqual({ SYSTEMD_NSPAWN_TMPFS_TMP: '0' });
     expect(nspawnEnvironment(host, { mode: 'boot', noSeccomp: true })).toEqual({ SYSTEMD_SECCOMP: '0' });

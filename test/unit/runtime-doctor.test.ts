@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { fakeHost } from '../helpers/host-info.js';
 import { doctorChecks, formatChecks, type DoctorFacts } from '../../src/cli/commands/doctor.js';
 
 const facts = (over: Partial<DoctorFacts> = {}): DoctorFacts => ({
-  host: {
-    isRoot: true,
-    nspawnPath: '/usr/bin/systemd-nspawn',
-    nspawnVersion: 252,
-    nspawnVersionText: 'systemd 252',
-    systemdIsPid1: false,
-    overlayfs: true,
-    userNamespaces: true,
-    cgroupLayout: 'hybrid',
-    hostname: 'h',
-  },
+  host: fakeHost(),
   btrfs: false,
   tools: { mmdebstrap: true, debootstrap: false, skopeo: true, umoci: true, xmllint: true },
   cgroupsWritable: true,
