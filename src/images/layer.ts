@@ -8,13 +8,12 @@ import { detectHost, hostNspawnArgs, hostNspawnEnv } from '../lib/host.js';
 import type { HostInfo } from '../runtime/types.js';
 import type { BuildLog } from './build-log.js';
 import { expiredReleaseHint } from './builders/bootstrap.js';
+import { installScript, type PackageFamily } from './package-managers.js';
 import { runLogged } from './process.js';
 
+/** The apt script (Debian-family images); other families: installScript in package-managers.ts. */
 export function packageInstallScript(packages: string[]): string {
-  // No translations: the base was bootstrapped without them, and they would add ~30 MB to every top layer.
-  const apt = 'apt-get -q -o Acquire::Languages=none -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Use-Pty=0';
-  const quoted = packages.map((p) => `'${p.replace(/'/g, `'\\''`)}'`).join(' ');
-  return [`set -e`, `${apt} update`, `${apt} install -y --no-install-recommends ${quoted}`, `apt-get clean`].join('\n');
+  return installScript('apt', packages);
 }
 
 export function layerNspawnArgv(host: HostInfo, root: string, command: string[]): string[] {
@@ -25,7 +24,8 @@ export function layerNspawnArgv(host: HostInfo, root: string, command: string[])
   return argv;
 }
 
-const PACKAGE_NAME_RE = /^[a-z0-9][a-z0-9+.:=~_/-]*$/;
+// Upper case: Fedora and Arch package names have it (perl-IO-Socket-SSL).
+const PACKAGE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9+.:=~_/-]*$/;
 
 export function validatePackages(packages: string[]): void {
   const bad = packages.filter((p) => !PACKAGE_NAME_RE.test(p));
@@ -34,7 +34,7 @@ export function validatePackages(packages: string[]): void {
 
 export async function buildTopLayer(
   root: string,
-  request: { packages: string[]; setup?: string },
+  request: { packages: string[]; setup?: string; family?: PackageFamily },
   log: BuildLog,
   signal?: AbortSignal,
 ): Promise<void> {
@@ -53,7 +53,8 @@ export async function buildTopLayer(
     }
   };
   if (request.packages.length) {
-    await step(`installing ${request.packages.join(' ')}`, ['/bin/sh', '-c', packageInstallScript(request.packages)]);
+    const family = request.family ?? 'apt';
+    await step(`installing ${request.packages.join(' ')} (${family})`, ['/bin/sh', '-c', installScript(family, request.packages)]);
   }
   if (request.setup?.trim()) await step('running the setup script', ['/bin/sh', '-e', '-c', request.setup]);
 }

@@ -11,7 +11,7 @@ import { BuildLog } from './build-log.js';
 import { builderFor } from './builders/index.js';
 import type { BaseBuilder } from './builders/types.js';
 import { cloneTree, makeRootDir, removeTree, syncFileSystem, treeSize } from './fs-ops.js';
-import { deriveKey, topLayerInputs, type KeyInputs } from './key.js';
+import { deriveKey, topLayerInputs } from './key.js';
 import { toolVersion } from '../lib/version.js';
 import { buildTopLayer, validatePackages } from './layer.js';
 import { acquireKeyLock } from './lock.js';

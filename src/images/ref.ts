@@ -5,6 +5,7 @@
  */
 import { InfraError } from '../errors.js';
 import type { ImageSpec } from '../matrix/types.js';
+import { isOciName, parseOciReference, type OciReference } from './oci/reference.js';
 
 export const DEBIAN_SUITES = ['bullseye', 'bookworm', 'trixie', 'forky', 'sid'] as const;
 export const DEBIAN_ALIASES = ['stable', 'testing', 'unstable', 'oldstable'] as const;
@@ -21,7 +22,8 @@ export type ImageSource =
   | { kind: 'bootstrap'; distro: string; suite: string; mirror?: string; allowExpiredRelease: boolean }
   | { kind: 'tarball'; url: string; sha256: string }
   | { kind: 'directory'; path: string }
-  | { kind: 'machine'; machine: string };
+  | { kind: 'machine'; machine: string }
+  | { kind: 'oci'; ref: OciReference; insecure: boolean };
 
 /** Names are labels only (store keys are hashes), but keep them printable and free of path tricks. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]*(:[A-Za-z0-9][A-Za-z0-9._+-]*)?$/;
@@ -29,6 +31,10 @@ const MACHINE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SHA256_RE = /^[0-9a-f]{64}$/;
 
 export function validateImageName(name: string): void {
+  if (isOciName(name)) {
+    parseOciReference(name);
+    return;
+  }
   if (!NAME_RE.test(name) || name.includes('..') || name.length > 128) {
     throw new InfraError(`image "${name}": invalid name (letters, digits, ".", "_", "+", "-", one optional ":")`);
   }
@@ -36,8 +42,11 @@ export function validateImageName(name: string): void {
 
 export function parseImageRef(name: string, spec: Partial<ImageSpec> = {}): ImageSource {
   validateImageName(name);
-  const sources = [spec.pull && 'pull', spec.path && 'path', spec.machine && 'machine'].filter(Boolean);
-  if (sources.length > 1) throw new InfraError(`image "${name}": set only one of pull:, path:, machine:`);
+  const oci = spec.oci ?? (isOciName(name) ? name : undefined);
+  const sources = [spec.pull && 'pull', spec.path && 'path', spec.machine && 'machine', oci && 'oci'].filter(Boolean);
+  if (sources.length > 1) throw new InfraError(`image "${name}": set only one of pull:, path:, machine:, oci:`);
+  if (spec.insecure && !oci) throw new InfraError(`image "${name}": insecure: applies only to oci: images`);
+  if (oci) return { kind: 'oci', ref: parseOciReference(oci), insecure: spec.insecure ?? false };
   if (spec.pull) {
     const sha = spec.pull.sha256?.toLowerCase();
     if (!sha || !SHA256_RE.test(sha)) throw new InfraError(`image "${name}": pull: needs sha256: (64 hex digits)`);
@@ -56,7 +65,7 @@ export function parseImageRef(name: string, spec: Partial<ImageSpec> = {}): Imag
   }
   const colon = name.indexOf(':');
   if (colon < 0) {
-    throw new InfraError(`image "${name}": unknown image (use debian:<suite>, or give it pull:, path: or machine:)`);
+    throw new InfraError(`image "${name}": unknown image (use debian:<suite> or oci:REGISTRY/NAME:TAG, or give it pull:, path:, machine: or oci:)`);
   }
   const distro = name.slice(0, colon);
   const suite = name.slice(colon + 1);

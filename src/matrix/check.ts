@@ -61,7 +61,8 @@ export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
   }
 
   for (const [name, spec] of Object.entries(images)) {
-    const hasSource = isObject(spec) && (spec.pull !== undefined || spec.path !== undefined || spec.machine !== undefined);
+    const hasSource =
+      isObject(spec) && (spec.pull !== undefined || spec.path !== undefined || spec.machine !== undefined || spec.oci !== undefined);
     if (!name.includes(':') && !hasSource) {
       report(map.keyAt(['images', name]), ['images'], `image "${name}" needs one of pull, path or machine (or use distro:suite)`);
     }

@@ -138,6 +138,8 @@ function toImageSpec(raw: NonNullable<MatrixFile['images']>[string]): ImageSpec 
   if (raw.path !== undefined) spec.path = raw.path;
   if (raw.machine !== undefined) spec.machine = raw.machine;
   if (raw['allow-expired-release'] !== undefined) spec.allowExpiredRelease = raw['allow-expired-release'];
+  if (raw.oci !== undefined) spec.oci = raw.oci;
+  if (raw.insecure !== undefined) spec.insecure = raw.insecure;
   return spec;
 }
 

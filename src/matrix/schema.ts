@@ -62,6 +62,8 @@ export function bindProblem(text: string): string | undefined {
   return undefined;
 }
 
+// The shape only (the images stage checks names and digests fully): no scheme, no spaces, no `..`.
+const OCI_REF_RE = /^(?!.*(:\/\/|\.\.|\/\/))[a-z0-9][a-z0-9.:_/-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$/;
 const IMAGE_CHARSET_RE = /^[A-Za-z0-9._:/@+-]+$/;
 export const IMAGE_NAME_MAX = 200;
 
@@ -98,11 +100,13 @@ export const imageSpecSchema = z
     path: z.string().regex(/^\//, { error: 'expected an absolute path' }).optional(),
     machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'invalid machine name' }).optional(),
     'allow-expired-release': z.boolean().optional(),
+    oci: z.string().regex(OCI_REF_RE, { error: 'expected an OCI reference REGISTRY/NAME[:TAG][@sha256:DIGEST]' }).optional(),
+    insecure: z.boolean().optional(),
   })
   .superRefine((spec, ctx) => {
-    const sources = (['pull', 'path', 'machine'] as const).filter((key) => spec[key] !== undefined);
+    const sources = (['pull', 'path', 'machine', 'oci'] as const).filter((key) => spec[key] !== undefined);
     if (sources.length > 1) {
-      ctx.addIssue({ code: 'custom', path: [sources[1]!], message: `set only one of pull, path, machine` });
+      ctx.addIssue({ code: 'custom', path: [sources[1]!], message: `set only one of pull, path, machine, oci` });
     }
   });
 

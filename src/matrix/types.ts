@@ -27,6 +27,10 @@ export interface ImageSpec {
   machine?: string;
   /** Accept an expired Release file (snapshot mirrors, sid on some mirrors). */
   allowExpiredRelease?: boolean;
+  /** An OCI image reference `REGISTRY/NAME[:TAG][@sha256:DIGEST]` (images named `oci:REF` need not set it). */
+  oci?: string;
+  /** OCI registry over plain HTTP or with an unverified certificate (local registries). */
+  insecure?: boolean;
 }
 
 export interface StepSpec {

@@ -59,7 +59,9 @@ export function doctorChecks(f: DoctorFacts): Check[] {
     add(present.length ? 'ok' : missingLevel, names.join('/'), present.length ? `${present.join(', ')} found (${what})` : `missing: ${what}`, present.length ? undefined : fix);
   };
   tool(['mmdebstrap', 'debootstrap'], 'builds Debian images', 'apt-get install mmdebstrap', 'FAIL');
-  tool(['skopeo', 'umoci'], 'pulls OCI images', 'apt-get install skopeo umoci');
+  // oci: images need both: skopeo talks to the registry, umoci unpacks the layers (Debian, Ubuntu, Fedora package both).
+  tool(['skopeo'], 'pulls oci: images from registries', 'apt-get install skopeo (dnf install skopeo)');
+  tool(['umoci'], 'unpacks oci: image layers', 'apt-get install umoci (dnf install umoci)');
   tool(['xmllint'], 'validates JUnit reports in CI', 'apt-get install libxml2-utils');
 
   add(f.stateDirWritable ? 'ok' : 'FAIL', 'state dir', `${f.stateDir} ${f.stateDirWritable ? 'is writable' : 'is not writable'}`, 'pass --state-dir DIR or run as root');

@@ -116,6 +116,7 @@ export function expiredReleaseHint(logText: string): string | undefined {
 export function bootstrapBuilder(plan: BootstrapPlan): BaseBuilder {
   return {
     kind: plan.distro,
+    family: 'apt',
     keyInputs: {
       layer: 'base',
       kind: 'bootstrap',

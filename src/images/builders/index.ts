@@ -3,6 +3,7 @@ import { InfraError } from '../../errors.js';
 import type { ImageSource } from '../ref.js';
 import { bootstrapBuilder, planBootstrap } from './bootstrap.js';
 import { directoryBuilder, machineBuilder } from './directory.js';
+import { ociBuilder } from './oci.js';
 import { tarballBuilder } from './tarball.js';
 import type { BaseBuilder } from './types.js';
 
@@ -14,7 +15,8 @@ const DISTRO_BUILDERS: Record<string, (source: BootstrapSource) => Promise<BaseB
   ubuntu: async (source) => bootstrapBuilder(await planBootstrap(source)),
 };
 
-export async function builderFor(source: ImageSource): Promise<BaseBuilder> {
+/** Resolves what the source names now (an OCI tag's digest), so the builder's key inputs are final. */
+export async function builderFor(source: ImageSource, signal?: AbortSignal): Promise<BaseBuilder> {
   switch (source.kind) {
     case 'bootstrap': {
       const make = DISTRO_BUILDERS[source.distro];
@@ -27,5 +29,7 @@ export async function builderFor(source: ImageSource): Promise<BaseBuilder> {
       return directoryBuilder(source.path);
     case 'machine':
       return machineBuilder(source.machine);
+    case 'oci':
+      return ociBuilder(source.ref, { insecure: source.insecure }, signal);
   }
 }

@@ -1,6 +1,7 @@
 /** The seam every image source plugs into: pure key inputs, a description, and a build into a directory. */
 import type { BuildLog } from '../build-log.js';
 import type { KeyInputs } from '../key.js';
+import type { PackageFamily } from '../package-managers.js';
 
 export interface BuildContext {
   log: BuildLog;
@@ -21,5 +22,7 @@ export interface BaseBuilder {
    * others fill `targetDir` (an empty directory) and throw InfraError naming the log on failure.
    */
   existingRoot?: string;
+  /** The package manager of the trees this builder makes, when known without looking (else read from os-release). */
+  family?: PackageFamily;
   build(targetDir: string, context: BuildContext): Promise<void>;
 }
