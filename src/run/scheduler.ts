@@ -14,6 +14,19 @@ import type { RunEvents } from './events.js';
 import { RESULT_VERSION, type CellOutcome, type CellResult, type RunResult, type StepResult } from './result.js';
 import { rerunCommand } from './rerun.js';
 
+/**
+ * A failed build's log tail (InfraError.tail) names the cause, e.g. "Write error (28: No space left on device)",
+ * usually above a few generic lines: keep the first error line and the last line, on one line.
+ */
+function tailSummary(error: unknown): string {
+  const tail = (error as { tail?: unknown }).tail;
+  if (!Array.isArray(tail)) return '';
+  const lines = tail.map(String).map((l) => l.trim()).filter(Boolean);
+  const cause = lines.find((l) => /^E:|^error|no space left|read-only file system|permission denied/i.test(l));
+  const picked = [...new Set([cause, lines.at(-1)].filter((l): l is string => l !== undefined))];
+  return picked.length > 0 ? `: ${picked.join(' | ')}` : '';
+}
+
 /** The stages the scheduler drives; the CLI passes the real ones, benchmarks may pass host-process ones. */
 export interface RunStages {
   provision(image: string, onProgress: (line: string) => void): Promise<ProvisionedImage>;
@@ -177,7 +190,7 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       const reason = reasonText(signal);
       return finish({ outcome: 'cancelled', cancelReason: reason, steps: cell.steps.map((s) => notRun(s, reason)) });
     }
-    const message = `image ${cell.image} could not be provisioned: ${(error as Error).message}`;
+    const message = `image ${cell.image} could not be provisioned: ${(error as Error).message}${tailSummary(error)}`;
     return finish({ outcome: 'error', infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no image')) });
   }
 

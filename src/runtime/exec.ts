@@ -2,7 +2,7 @@
  * Exec mode: every step is its own systemd-nspawn invocation over the cell's copy-on-write root. The step script
  * and a wrapper live in the control directory; the wrapper's status file is the step's exact fate.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { chown, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resources } from '../lib/resources.js';
 import { buildNspawnArgs, CONTROL_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
@@ -10,7 +10,7 @@ import { createContainerCgroup } from './cgroup.js';
 import { StepLog } from './log.js';
 import { supervise, type SuperviseResult } from './supervise.js';
 import type { ExecRequest, ExecResult } from './types.js';
-import { parseStatus, type StepStatus } from './wrapper.js';
+import { parseStatus, STATUS_ROOM, type StepStatus } from './wrapper.js';
 
 export interface StepFiles {
   /** Host paths. */
@@ -39,6 +39,12 @@ export function wrapperCommand(usePerl: boolean, files: StepFiles): string[] {
 export async function prepareStep(controlDir: string, request: ExecRequest): Promise<StepFiles> {
   const files = stepFiles(controlDir, request.index);
   await rm(files.status, { force: true });
+  // The status file gets its room now: a step that fills the disk must still be able to record its fate (the
+  // wrapper overwrites this padding in place; parseStatus ignores trailing blanks). Owned like the control dir,
+  // so that a private-users container can write it.
+  await writeFile(files.status, `${' '.repeat(STATUS_ROOM)}\n`, { mode: 0o644 });
+  const owner = await stat(controlDir);
+  await chown(files.status, owner.uid, owner.gid);
   await writeFile(files.script, request.script.endsWith('\n') ? request.script : `${request.script}\n`, { mode: 0o755 });
   return files;
 }

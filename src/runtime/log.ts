@@ -82,6 +82,24 @@ export class StepLog {
     if (this.lastLines.length > TAIL_LINES) this.lastLines.shift();
   }
 
+  /** The file is behind the producer: pause the source until `drained()`, or fast output piles up in memory. */
+  congested(): boolean {
+    return this.out.writableNeedDrain;
+  }
+
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.out.writableNeedDrain) return resolve();
+      const done = () => {
+        this.out.off('drain', done);
+        this.out.off('close', done);
+        resolve();
+      };
+      this.out.once('drain', done);
+      this.out.once('close', done);
+    });
+  }
+
   tail(): string[] {
     return [...this.lastLines];
   }

@@ -77,9 +77,15 @@ export async function supervise(request: SuperviseRequest): Promise<SuperviseRes
     child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(withoutNspawnNoise(chunk)));
   }
   for (const stream of request.inheritStdio ? [] : (['stdout', 'stderr'] as const)) {
-    child[stream]?.on('data', (chunk: Buffer) => {
+    const source = child[stream];
+    source?.on('data', (chunk: Buffer) => {
       const shown = request.log ? request.log.write(stream, chunk) : chunk;
       if (shown.length > 0) request.onOutput?.(stream, shown);
+      // Backpressure: a step printing faster than the disk writes must wait for the log, not fill our memory.
+      if (request.log?.congested()) {
+        source.pause();
+        void request.log.drained().then(() => source.resume());
+      }
     });
   }
 

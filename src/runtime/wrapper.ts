@@ -13,18 +13,23 @@ if ($pid == 0) { exec('/bin/sh', '-e', $script) or exit 127; }
 waitpid($pid, 0);
 my $w = $?;
 my $sig = $w & 127;
-open(my $fh, '>', "$status.tmp") or die "nsmatrix: cannot write $status: $!\\n";
+open(my $fh, '+<', $status) or die "nsmatrix: cannot write $status: $!\\n";
 print $fh ($sig ? "signal $sig\\n" : "exit " . ($w >> 8) . "\\n");
-close($fh);
-rename("$status.tmp", $status);
+close($fh) or die "nsmatrix: cannot write $status: $!\\n";
 exit($sig ? 128 + $sig : $w >> 8);
 `;
 
 export const SH_WRAPPER = `/bin/sh -e "$1"
 s=$?
-echo "exit $s" > "$2.tmp" && mv "$2.tmp" "$2"
+echo "exit $s" 1<> "$2"
 exit $s
 `;
+
+/**
+ * The host pre-writes the status file with this many blanks; the wrapper overwrites them in place, so recording a
+ * step's fate needs no new disk space even when the step filled the disk.
+ */
+export const STATUS_ROOM = 64;
 
 export interface StepStatus {
   exitCode: number | null;

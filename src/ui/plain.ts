@@ -30,7 +30,7 @@ export function createPlainView(options: PlainViewOptions): (event: RunEvent) =>
         if (options.verbose) say(`image ${event.image}: ${terminalSafe(event.line)}`);
         break;
       case 'image-end':
-        if (event.error) say(c.red(`image ${event.image}: FAILED: ${terminalSafe(event.error)}${event.logPath ? ` (log: ${event.logPath})` : ''}`));
+        if (event.error) say(c.red(`image ${event.image}: FAILED: ${terminalSafe(event.error)}${event.logPath && !event.error.includes(event.logPath) ? ` (log: ${event.logPath})` : ''}`));
         else say(`image ${event.image}: ${event.cached ? 'cached' : `built in ${formatDuration(event.durationMs)}`} (key ${event.key})`);
         break;
       case 'cell-start':

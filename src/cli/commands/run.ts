@@ -61,6 +61,10 @@ async function openFailureShell(cell: Cell, container: Container): Promise<void>
   });
 }
 
+function markInterrupted(): void {
+  process.exitCode = 130;
+}
+
 export default async function run(argv: Record<string, unknown>): Promise<number> {
   const args = argv as unknown as RunArgs;
   if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError(`nsmatrix: --jobs must be a whole number >= 1, got ${String(args.jobs)}`);
@@ -145,8 +149,11 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     // The handlers stay until cleanup is over: a signal arriving now must not kill the process half-way through it.
     const failures = await resources.releaseAll();
     for (const failure of failures) process.stderr.write(`nsmatrix: cleanup: ${failure.message}\n`);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGHUP', onSignal);
+    // Between here and the process's exit a signal must not kill it by its default action (a death by signal
+    // hides the run's outcome): everything is released and written, so it only marks the exit as interrupted.
+    for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.off(name, onSignal);
+      process.on(name, markInterrupted);
+    }
   }
 }
