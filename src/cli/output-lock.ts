@@ -1,10 +1,18 @@
 /** One run per output directory at a time: two runs writing the same logs and reports would mix them. */
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { acquireFlock } from '../lib/flock.js';
 
+/** Temporary files of reports being written atomically (reporters/write-atomic.ts). */
+const REPORT_TEMP = /^\.[^/]+\.\d+\.[0-9a-f]+\.tmp$/;
+
 export async function lockOutputDir(outputDir: string): Promise<void> {
   const lock = await acquireFlock(join(outputDir, '.nsmatrix.lock'), { nonBlocking: true, label: `output directory ${outputDir}` });
   if (!lock) throw new UsageError(`nsmatrix: --output ${outputDir} is in use by another nsmatrix run: choose another --output`);
-  // Released with every other resource when the run ends (resources.releaseAll in the run command).
+  // Held until the run ends (resources.releaseAll in the run command). Holding it, no other run writes here, so a
+  // report's temporary file left by a run that was SIGKILLed mid-write can go.
+  for (const name of await readdir(outputDir)) {
+    if (REPORT_TEMP.test(name)) await rm(join(outputDir, name), { force: true });
+  }
 }

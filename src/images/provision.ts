@@ -108,17 +108,18 @@ async function ensureLayer(plan: LayerPlan, options: ProvisionOptions): Promise<
 /** The failed build's directory is about to go: keep its log under logs/ and name it in the error. */
 function keepFailedLog(stateDir: string, key: string, log: BuildLog, error: unknown): InfraError {
   const kept = join(storePaths(stateDir).logs, `${key}.failed.log`);
+  // The build directory (and the log in it) is removed after this: only a copy that was really made may be named.
+  let logPath: string | undefined;
   try {
-    if (existsSync(log.path)) copyFileSync(log.path, kept);
+    copyFileSync(log.path, kept);
+    logPath = kept;
   } catch {
-    // keep the original path in the message then
+    logPath = undefined;
   }
-  const logPath = existsSync(kept) ? kept : log.path;
+  const where = logPath ? `log: ${logPath}` : 'the build log could not be kept (is the disk full?); its end is shown below';
   const tail = error instanceof InfraError && error.tail.length ? error.tail : log.tail();
-  if (error instanceof InfraError) {
-    return new InfraError(`${error.message} (log: ${logPath})`, { logPath, tail, cause: error });
-  }
-  return new InfraError(`image build failed: ${(error as Error).message} (log: ${logPath})`, { logPath, tail, cause: error });
+  const message = error instanceof InfraError ? error.message : `image build failed: ${(error as Error).message}`;
+  return new InfraError(`${message} (${where})`, { ...(logPath ? { logPath } : {}), tail, cause: error });
 }
 
 function basePlan(name: string, builder: BaseBuilder, options: ProvisionOptions): LayerPlan {
