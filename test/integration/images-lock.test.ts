@@ -53,9 +53,7 @@ describe('image key locks', () => {
 
   it('a different key never waits', async () => {
     const a = await acquireKeyLock(dir, KEY_A);
-    const started = Date.now();
     const b = await acquireKeyLock(dir, KEY_B, { onWait: () => expect.fail('waited on an unrelated key') });
-    expect(Date.now() - started).toBeLessThan(250);
     await Promise.all([a.release(), b.release()]);
   });
 
@@ -64,10 +62,9 @@ describe('image key locks', () => {
     const controller = new AbortController();
     const waiting = acquireKeyLock(dir, KEY_A, { signal: controller.signal });
     await new Promise((r) => setTimeout(r, 100));
-    const started = Date.now();
     controller.abort();
+    // the lock is still held: only the abort can end this wait (a hang would fail the test by its timeout)
     await expect(waiting).rejects.toThrow(/aborted/);
-    expect(Date.now() - started).toBeLessThan(500);
     await held.release();
     expect(flockProcessesOn(join(dir, 'locks'))).toBe(0);
     expect(resources.labels().filter((l) => l.startsWith('image lock'))).toEqual([]);
@@ -89,9 +86,8 @@ setInterval(() => undefined, 1000);
     const exited = new Promise((r) => holder.on('close', r));
     holder.kill('SIGKILL');
     await exited;
-    const started = Date.now();
+    // granted only if the kernel dropped the dead holder's lock (else this waits until the test times out)
     const lock = await acquireKeyLock(dir, KEY_B);
-    expect(Date.now() - started).toBeLessThan(2000);
     await lock.release();
     expect(flockProcessesOn(join(dir, 'locks'))).toBe(0);
   });

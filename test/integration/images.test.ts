@@ -122,18 +122,15 @@ describe('debian:bookworm from the host mirror', () => {
     expect(tmpEntries(stateDir)).toEqual([]);
   });
 
-  it('a second provision is a cache hit: fast, cached, same key, last-used updated', async () => {
+  it('a second provision is a cache hit: cached, same key, last-used updated', async () => {
     const first = await testImage(['hello']);
     const before = readManifest(stateDir, first.key)!;
     await new Promise((r) => setTimeout(r, 20));
-    const started = performance.now();
     const again = await provisionImage(
       { name: 'debian:bookworm', spec: { packages: [] }, packages: ['hello'] },
       { stateDir },
     );
-    const ms = performance.now() - started;
     expect(again).toMatchObject({ key: first.key, baseKey: first.baseKey, cached: true, root: first.root });
-    expect(ms).toBeLessThan(500);
     expect(Date.parse(readManifest(stateDir, first.key)!.lastUsed)).toBeGreaterThan(Date.parse(before.lastUsed));
   });
 

@@ -193,7 +193,6 @@ describe('oci: images from a registry', () => {
     expect(blobGets()).toBe(blobsBefore);
     expect(manifestGets()).toBeGreaterThan(manifestsBefore);
     expect(lines.join('\n')).not.toMatch(/skopeo copy/);
-    expect(ms).toBeLessThan(5_000);
     console.info(`oci: cache hit (manifest resolved, no layer downloaded) in ${ms} ms`);
   });
 

@@ -42,16 +42,24 @@ describe('nsmatrix shell', () => {
     expect(readdirSync(join(stateDir, 'run')).filter((d) => d.startsWith(`${process.pid}-`))).toEqual([]);
   });
 
-  it('puts -p packages into a cached layer: the second shell with them starts at once', async () => {
-    const first = Date.now();
+  it('puts -p packages into a cached layer: the second shell with them reuses it', async () => {
+    const images = join(stateDir, 'images');
+    const helloLayer = () =>
+      readdirSync(images)
+        .map((key) => JSON.parse(readFileSync(join(images, key, 'manifest.json'), 'utf8')) as { key: string; created: string; lastUsed: string; keyInputs: { packages?: string[] } })
+        .find((m) => JSON.stringify(m.keyInputs.packages) === JSON.stringify(['hello']));
     expect(await shell({ ...base, packages: ['hello'], command: ['sh', '-c', 'hello > /exchange/hello'] })).toBe(0);
-    const firstMs = Date.now() - first;
     expect(readFileSync(join(exchange, 'hello'), 'utf8')).toBe('Hello, world!\n');
-    const second = Date.now();
+    const layer = helloLayer();
+    expect(layer, 'the -p packages went into a cached top layer').toBeTruthy();
+    const before = readdirSync(images).sort();
     expect(await shell({ ...base, packages: ['hello'], command: ['hello'] })).toBe(0);
-    const secondMs = Date.now() - second;
-    expect(secondMs).toBeLessThan(3000);
-    expect(secondMs).toBeLessThan(firstMs);
+    // a cache hit: no new image, the same layer (not rebuilt), marked as used again
+    expect(readdirSync(images).sort()).toEqual(before);
+    const again = helloLayer()!;
+    expect(again.key).toBe(layer!.key);
+    expect(again.created).toBe(layer!.created);
+    expect(Date.parse(again.lastUsed)).toBeGreaterThanOrEqual(Date.parse(layer!.lastUsed));
   }, 600_000);
 
   it('refuses a hostile --bind', async () => {
