@@ -95,6 +95,8 @@ async function ensureLayer(plan: LayerPlan, options: ProvisionOptions): Promise<
     log.info(`flushed to disk in ${Date.now() - flushStarted} ms`);
     log.info(`built ${plan.layer} layer ${plan.key} in ${Date.now() - started} ms`);
     writeManifest(buildDir, manifest);
+    // Under the key's lock, an existing directory for this key is a stale image (its root vanished): replace it.
+    await removeTree(imageDir(stateDir, plan.key));
     renameSync(buildDir, imageDir(stateDir, plan.key));
     buildDir = undefined;
     await syncFileSystem(storePaths(stateDir).images);
@@ -116,7 +118,7 @@ function keepFailedLog(stateDir: string, key: string, log: BuildLog, error: unkn
   } catch {
     logPath = undefined;
   }
-  const where = logPath ? `log: ${logPath}` : 'the build log could not be kept (is the disk full?); its end is shown below';
+  const where = logPath ? `log: ${logPath}` : 'the build log could not be kept, is the disk full? its last lines follow';
   const tail = error instanceof InfraError && error.tail.length ? error.tail : log.tail();
   const message = error instanceof InfraError ? error.message : `image build failed: ${(error as Error).message}`;
   return new InfraError(`${message} (${where})`, { ...(logPath ? { logPath } : {}), tail, cause: error });

@@ -54,12 +54,19 @@ export const imageDir = (stateDir: string, key: string): string => {
   return join(storePaths(stateDir).images, key);
 };
 
+/**
+ * The manifest of a published image, or undefined. An image whose root is gone (the external directory of a
+ * `path:`/`machine:` base was removed) is not an image any more: it reads as unpublished, so it is rebuilt when
+ * needed and removed by gc, never handed to a container.
+ */
 export function readManifest(stateDir: string, key: string): Manifest | undefined {
+  let manifest: Manifest;
   try {
-    return JSON.parse(readFileSync(join(imageDir(stateDir, key), 'manifest.json'), 'utf8')) as Manifest;
+    manifest = JSON.parse(readFileSync(join(imageDir(stateDir, key), 'manifest.json'), 'utf8')) as Manifest;
   } catch {
     return undefined;
   }
+  return existsSync(manifest.root) ? manifest : undefined;
 }
 
 /** Write a file so readers see the old or the new content, never half: temporary file, then rename. */

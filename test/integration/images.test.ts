@@ -369,6 +369,26 @@ describe('pull:, path: and machine: bases', () => {
     );
   });
 
+  it('an image whose path: directory vanished is no image: not listed, rebuilt when asked for, removed by gc', async () => {
+    const tree = join(scratch, 'vanishing');
+    mkdirSync(join(tree, 'usr/bin'), { recursive: true });
+    writeFileSync(join(tree, 'usr/bin/marker'), 'one\n');
+    const request = { name: 'vanishing', spec: { packages: [], path: tree }, packages: [] };
+    const first = await provisionImage(request, { stateDir: own });
+    expect(listImages(own).map((m) => m.key)).toContain(first.key);
+    rmSync(tree, { recursive: true, force: true });
+    expect(listImages(own).map((m) => m.key)).not.toContain(first.key);
+    // the directory comes back: provisioning trusts the tree again only after publishing it anew
+    mkdirSync(join(tree, 'usr/bin'), { recursive: true });
+    writeFileSync(join(tree, 'usr/bin/marker'), 'one\n');
+    const again = await provisionImage(request, { stateDir: own });
+    expect(again.root).toBe(tree);
+    rmSync(tree, { recursive: true, force: true });
+    const removed = await gcImages(own);
+    expect(removed.some((p) => p.includes(first.key) || p.includes(again.key))).toBe(true);
+    expect(existsSync(join(storePaths(own).images, again.key))).toBe(false);
+  });
+
   it('path: that does not exist is a clear error; machine: looks in /var/lib/machines', async () => {
     await expectInfraError(
       provisionImage({ name: 'mine', spec: { packages: [], path: join(scratch, 'absent') }, packages: [] }, { stateDir: own }),
