@@ -1,6 +1,8 @@
 /**
  * A step's output log: every line prefixed with an ISO timestamp and its stream (`out|` or `err|`), written as
- * it arrives. Only the last lines are kept in memory (for results and error messages).
+ * it arrives. The line itself is written byte for byte (never decoded and re-encoded, so invalid UTF-8 and
+ * characters split across pipe reads survive intact). Only the last lines are kept in memory, decoded, for
+ * results and error messages.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -31,12 +33,19 @@ export function withoutNspawnNoise(chunk: Buffer): Buffer {
 
 export type StreamName = 'stdout' | 'stderr';
 
-export function formatLogLine(at: Date, stream: StreamName, line: string): string {
-  return `${at.toISOString()} ${stream === 'stdout' ? 'out' : 'err'}| ${line}\n`;
+export function logPrefix(at: Date, stream: StreamName): string {
+  return `${at.toISOString()} ${stream === 'stdout' ? 'out' : 'err'}| `;
 }
 
+export function formatLogLine(at: Date, stream: StreamName, line: string): string {
+  return `${logPrefix(at, stream)}${line}\n`;
+}
+
+const NEWLINE = 0x0a;
+const EMPTY = Buffer.alloc(0);
+
 export class StepLog {
-  private readonly pending: Record<StreamName, string> = { stdout: '', stderr: '' };
+  private readonly pending: Record<StreamName, Buffer> = { stdout: EMPTY, stderr: EMPTY };
   private readonly lastLines: string[] = [];
   private constructor(private readonly out: WriteStream) {}
 
@@ -52,33 +61,37 @@ export class StepLog {
 
   /** Adds raw output; returns the chunk with nspawn's noise lines removed (for onOutput listeners). */
   write(stream: StreamName, chunk: Buffer): Buffer {
-    const text = this.pending[stream] + chunk.toString('utf8');
-    const lines = text.split('\n');
-    let rest = lines.pop() ?? '';
-    if (rest.length > MAX_PENDING) {
-      lines.push(rest);
-      rest = '';
-    }
-    this.pending[stream] = rest;
+    let data = this.pending[stream].length > 0 ? Buffer.concat([this.pending[stream], chunk]) : chunk;
     let filtered = false;
-    for (const line of lines) {
-      if (stream === 'stderr' && isNspawnNoise(line)) {
+    let newline: number;
+    while ((newline = data.indexOf(NEWLINE)) >= 0) {
+      const line = data.subarray(0, newline);
+      data = data.subarray(newline + 1);
+      if (stream === 'stderr' && isNspawnNoise(line.toString('utf8'))) {
         filtered = true;
         continue;
       }
       this.emitLine(stream, line);
     }
+    if (data.length > MAX_PENDING) {
+      this.emitLine(stream, data);
+      data = EMPTY;
+    }
+    // A copy: the rest must not pin the whole chunk it came from.
+    this.pending[stream] = data.length > 0 ? Buffer.from(data) : EMPTY;
     return filtered ? withoutNspawnNoise(chunk) : chunk;
   }
 
   /** A line from nsmatrix itself (e.g. "timed out after 2.0s"), marked as stderr. */
   note(line: string): void {
-    this.emitLine('stderr', `[nsmatrix] ${line}`);
+    this.emitLine('stderr', Buffer.from(`[nsmatrix] ${line}`));
   }
 
-  private emitLine(stream: StreamName, line: string): void {
-    this.out.write(formatLogLine(new Date(), stream, line));
-    this.lastLines.push(line);
+  private emitLine(stream: StreamName, line: Buffer): void {
+    this.out.write(logPrefix(new Date(), stream));
+    this.out.write(line);
+    this.out.write('\n');
+    this.lastLines.push(line.toString('utf8'));
     if (this.lastLines.length > TAIL_LINES) this.lastLines.shift();
   }
 
@@ -107,8 +120,8 @@ export class StepLog {
   async close(): Promise<void> {
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = this.pending[stream];
-      this.pending[stream] = '';
-      if (rest && !(stream === 'stderr' && isNspawnNoise(rest))) this.emitLine(stream, rest);
+      this.pending[stream] = EMPTY;
+      if (rest.length > 0 && !(stream === 'stderr' && isNspawnNoise(rest.toString('utf8')))) this.emitLine(stream, rest);
     }
     await new Promise<void>((resolve) => this.out.end(resolve));
   }

@@ -96,4 +96,20 @@ describe('StepLog', () => {
     expect(isNspawnNoise('Attempted to remove disk file system under "/run/systemd/nspawn/propagate/x", and we can\'t allow that.')).toBe(true);
     expect(formatLogLine(new Date(0), 'stderr', 'x')).toBe('1970-01-01T00:00:00.000Z err| x\n');
   });
+
+  it('keeps every byte of a line: invalid UTF-8 and characters split across reads survive', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nsm-log-bytes-'));
+    const path = join(dir, 'bytes.log');
+    const log = await StepLog.open(path);
+    const euro = Buffer.from('€', 'utf8'); // three bytes, delivered in two reads
+    log.write('stdout', Buffer.concat([Buffer.from('price: '), euro.subarray(0, 1)]));
+    log.write('stdout', Buffer.concat([euro.subarray(1), Buffer.from('5\nbad: '), Buffer.from([0xff, 0xfe, 0x00, 0xed, 0xa0, 0x80]), Buffer.from('\n')]));
+    await log.close();
+    const lines = readFileSync(path).toString('latin1').split('\n');
+    const payload = (line: string) => Buffer.from(line.slice(line.indexOf('| ') + 2), 'latin1');
+    expect(payload(lines[0]!)).toEqual(Buffer.concat([Buffer.from('price: '), euro, Buffer.from('5')]));
+    expect(payload(lines[1]!)).toEqual(Buffer.concat([Buffer.from('bad: '), Buffer.from([0xff, 0xfe, 0x00, 0xed, 0xa0, 0x80])]));
+    expect(log.tail()[0]).toBe('price: €5');
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
