@@ -1,13 +1,18 @@
 /**
- * Renders a planned JUnit document with junit-report-builder, and adds what that library cannot emit:
- * `<skipped message="…">reason</skipped>`, Surefire's `flakyFailure`/`rerunFailure`, and CDATA sections for
- * text holding any number of `]]>` (the library only splits the first one). Each of those is left as an
- * unforgeable token (a per-render nonce checked against every input text) at a place the library writes
- * verbatim, and replaced in its output. Pure: plan in, XML string out.
+ * Renders a planned JUnit document with junit-report-builder, then makes what it wrote valid for every consumer
+ * schema in ../shared/schemas at once (the project profile, Jenkins xUnit junit-10, Jenkins dtkit junit-4, and
+ * Surefire for each suite taken alone). Their common subset decides the shape:
+ * - `<testsuites>` without `skipped` (junit-10 and dtkit refuse it; the library always writes it);
+ * - `<skipped>reason</skipped>`: the reason as text, never as a `message` attribute (dtkit refuses it) and never
+ *   empty (the library can only write `<skipped/>`);
+ * - no `flakyFailure`/`rerunFailure` (dtkit refuses them): the planner puts earlier attempts in `system-out`;
+ * - CDATA sections for text holding any number of `]]>` (the library only splits the first one).
+ * Each addition is left as an unforgeable token (a per-render nonce checked against every input text) at a place
+ * the library writes verbatim, and replaced in its output. Pure: plan in, XML string out.
  */
 import { randomBytes } from 'node:crypto';
 import junitReportBuilderModule, { type Builder } from 'junit-report-builder';
-import { escapeXmlAttribute, escapeXmlText, splitCdataTerminators } from './sanitize.js';
+import { escapeXmlText, splitCdataTerminators } from './sanitize.js';
 
 // The package is CommonJS whose `module.exports` is a builder, typed as an ES default export: under NodeNext
 // TypeScript sees the namespace. Accept either shape so Node and bundlers (vitest) both work.
@@ -23,19 +28,14 @@ export interface OutcomeElement {
   body: string;
 }
 
-export interface RerunElement extends OutcomeElement {
-  element: 'flakyFailure' | 'rerunFailure';
-}
-
 export interface CasePlan {
   name: string;
   classname: string;
   timeSeconds: number;
   failure?: OutcomeElement;
   error?: OutcomeElement;
-  skipped?: { message: string; text: string };
-  /** Earlier attempts: `flakyFailure` on a passing case, `rerunFailure` after a `failure`. */
-  reruns: RerunElement[];
+  /** The reason a case was skipped or not run: the text of `<skipped>`, one line, non-empty. */
+  skipped?: string;
   systemOut: string;
 }
 
@@ -61,9 +61,8 @@ function texts(suites: SuitePlan[]): string[] {
       c.name,
       c.classname,
       c.systemOut,
-      ...[c.failure, c.error, ...c.reruns].flatMap((o) => (o ? [o.type, o.message, o.body] : [])),
-      c.skipped?.message ?? '',
-      c.skipped?.text ?? '',
+      ...[c.failure, c.error].flatMap((o) => (o ? [o.type, o.message, o.body] : [])),
+      c.skipped ?? '',
     ]),
   ]);
 }
@@ -76,12 +75,8 @@ function freshNonce(suites: SuitePlan[], matrixName: string): string {
   }
 }
 
-function rerunXml(rerun: RerunElement): string {
-  return (
-    `<${rerun.element} message="${escapeXmlAttribute(rerun.message)}" type="${escapeXmlAttribute(rerun.type)}">` +
-    `<stackTrace>${escapeXmlText(rerun.body)}</stackTrace></${rerun.element}>`
-  );
-}
+/** The root start tag as the library writes it, its `skipped` attribute apart (attribute values hold no `"`). */
+const ROOT_SKIPPED = /^(<\?xml[^>]*\?>\s*<testsuites(?:\s+[\w.:-]+="[^"]*")*?)\s+skipped="\d+"/;
 
 export function renderJunit(matrixName: string, suites: SuitePlan[]): string {
   const nonce = freshNonce(suites, matrixName);
@@ -92,7 +87,7 @@ export function renderJunit(matrixName: string, suites: SuitePlan[]): string {
 
   const builder = rootBuilder.newBuilder();
   builder.name(matrixName);
-  const extras = new Map<number, CasePlan>();
+  const skips = new Map<number, string>();
   for (const plan of suites) {
     const suite = builder.testSuite().name(plan.name).timestamp(plan.timestamp).time(junitSeconds(plan.timeSeconds));
     for (const [name, value] of plan.properties) suite.property(name, value);
@@ -100,11 +95,12 @@ export function renderJunit(matrixName: string, suites: SuitePlan[]): string {
       const testCase = suite.testCase().className(c.classname).name(c.name).time(junitSeconds(c.timeSeconds));
       if (c.failure) testCase.failure(c.failure.message, c.failure.type).stacktrace(protect(c.failure.body));
       if (c.error) testCase.error(c.error.message, c.error.type, protect(c.error.body));
-      if (c.skipped) testCase.skipped();
       let systemOut = protect(c.systemOut);
-      if (c.skipped || c.reruns.length > 0) {
-        const id = extras.size;
-        extras.set(id, c);
+      if (c.skipped !== undefined) {
+        testCase.skipped();
+        // The library writes `<skipped/>` right before `<system-out>`: the token there says which case it is.
+        const id = skips.size;
+        skips.set(id, c.skipped);
         systemOut = `${open}${id}\ue001${systemOut}`;
       }
       if (systemOut !== '') testCase.standardOutput(systemOut);
@@ -112,26 +108,19 @@ export function renderJunit(matrixName: string, suites: SuitePlan[]): string {
   }
 
   const escapedOpen = open.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const marker = new RegExp(`(<skipped/>)?(\\s*)<system-out><!\\[CDATA\\[${escapedOpen}(\\d+)\\ue001`, 'g');
+  const marker = new RegExp(`<skipped/>(\\s*)<system-out><!\\[CDATA\\[${escapedOpen}(\\d+)\\ue001`, 'g');
   const seen = new Set<number>();
-  let xml = builder.build().replace(marker, (whole: string, skippedTag: string | undefined, space: string, idText: string) => {
+  let xml = builder.build().replace(marker, (whole: string, space: string, idText: string) => {
     const id = Number(idText);
-    const plan = extras.get(id);
-    if (!plan || seen.has(id)) return whole;
+    const reason = skips.get(id);
+    if (reason === undefined || seen.has(id)) return whole;
     seen.add(id);
-    const elements: string[] = [];
-    if (plan.skipped) {
-      if (skippedTag === undefined) return whole;
-      elements.push(`<skipped message="${escapeXmlAttribute(plan.skipped.message)}">${escapeXmlText(plan.skipped.text)}</skipped>`);
-    } else if (skippedTag !== undefined) {
-      elements.push(skippedTag);
-    }
-    elements.push(...plan.reruns.map(rerunXml));
-    // A leading `<skipped/>` had its indentation before the match; otherwise it is in `space`.
-    return `${skippedTag === undefined ? space : ''}${elements.join(space)}${space}<system-out><![CDATA[`;
+    return `<skipped>${escapeXmlText(reason)}</skipped>${space}<system-out><![CDATA[`;
   });
   xml = xml.split(cdataBreak).join(']]><![CDATA[');
-  if (seen.size !== extras.size || xml.includes(open)) {
+  const rootSkipped = ROOT_SKIPPED.exec(xml);
+  if (rootSkipped) xml = `${rootSkipped[1]}${xml.slice(rootSkipped[0].length)}`;
+  if (!rootSkipped || seen.size !== skips.size || xml.includes(open)) {
     throw new Error('junit reporter: junit-report-builder output did not have the expected shape (its version changed?)');
   }
   return xml;

@@ -7,7 +7,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { AttemptResult, CellResult, RunResult, StepResult } from '../src/run/result.js';
 import { readLogExcerpt, readLogTail } from './log-file.js';
 import { attemptFailed, attemptFailure, lastAttempt, lastMeaningfulLine, resolveInside } from './outcomes.js';
-import { renderJunit, type CasePlan, type OutcomeElement, type RerunElement, type SuitePlan } from './junit-render.js';
+import { renderJunit, type CasePlan, type OutcomeElement, type SuitePlan } from './junit-render.js';
 import {
   FAILURE_BODY_MAX_CHARS,
   LABEL_MAX_CHARS,
@@ -104,18 +104,35 @@ async function logExcerpt(ctx: Context, attempt: AttemptResult, maxChars: number
   return sanitizeText(text, { maxChars, fullLogPath: attempt.logPath });
 }
 
-async function failureOf(ctx: Context, cell: CellResult, step: StepResult, attempt: AttemptResult): Promise<OutcomeElement> {
+/** A failed attempt: its JUnit type, a one-line message (with the log's last line) and the end of its log. */
+async function attemptReport(ctx: Context, attempt: AttemptResult): Promise<{ type: OutcomeElement['type']; message: string; lines: string[] }> {
   const { type, reason } = attemptFailure(attempt);
   const lines = await logTailLines(ctx, attempt);
   const last = type === 'StepFailed' ? lastMeaningfulLine(lines) : undefined;
   const message = sanitizeAttribute(last ? `${reason}: ${last}` : reason, { fallback: reason });
+  return { type, message, lines };
+}
+
+async function failureOf(ctx: Context, cell: CellResult, step: StepResult, attempt: AttemptResult): Promise<OutcomeElement> {
+  const { type, message, lines } = await attemptReport(ctx, attempt);
   const head = [message];
   if (step.continueOnError || cell.continueOnError) head.push('continue-on-error: the exit code is spared, the failure stands');
-  head.push(`--- last ${lines.length} lines of ${attempt.logPath} (attempt ${attempt.attempt}) ---`);
+  head.push(`--- last ${lines.length} lines of ${sanitizeAttribute(attempt.logPath)} (attempt ${attempt.attempt}) ---`);
   const foot = [`--- rerun: ${sanitizeAttribute(cell.rerun)}`];
   const room = ctx.failureBodyCap - head.join('\n').length - foot.join('\n').length - 2;
   const body = [...head, capText(lines.join('\n'), Math.max(0, room), attempt.logPath), ...foot].join('\n');
   return { type, message, body: capText(body, ctx.failureBodyCap) };
+}
+
+/**
+ * An earlier failed attempt of a step that was retried, for `system-out`: Surefire's flakyFailure/rerunFailure
+ * would be the place, but dtkit's schema refuses them, so the contract's fallback applies (their tails in
+ * `system-out`, the count in a suite property).
+ */
+async function earlierAttemptText(ctx: Context, step: StepResult, attempt: AttemptResult, maxChars: number): Promise<string> {
+  const { message, lines } = await attemptReport(ctx, attempt);
+  const head = `--- attempt ${attempt.attempt} of ${step.attempts.length} failed: ${message} (last ${lines.length} lines of ${sanitizeAttribute(attempt.logPath)}) ---`;
+  return capText([head, ...lines].join('\n'), maxChars, attempt.logPath);
 }
 
 function attemptWords(attempt: AttemptResult): string {
@@ -125,11 +142,11 @@ function attemptWords(attempt: AttemptResult): string {
 
 async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: string, classname: string): Promise<CasePlan> {
   const timeSeconds = step.attempts.reduce((sum, a) => sum + Math.max(0, a.durationMs), 0) / 1000;
-  const plan: CasePlan = { name, classname, timeSeconds, reruns: [], systemOut: '' };
+  const plan: CasePlan = { name, classname, timeSeconds, systemOut: '' };
   const last = lastAttempt(step);
   if (!last) {
     const reason = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
-    plan.skipped = { message: reason, text: reason };
+    plan.skipped = reason;
     plan.systemOut = `not run: ${reason}`;
     return plan;
   }
@@ -145,39 +162,33 @@ async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: 
   }
   const failed = step.outcome === 'failed' || step.outcome === 'timed-out';
   if (failed) footer.push(...journalAttachments(ctx, cell));
-  const log = await logExcerpt(ctx, last, ctx.systemOutCap);
-  plan.systemOut = withFooter(log, footer, ctx.systemOutCap, last.logPath);
-
+  // Earlier failed attempts take at most half of system-out; the last attempt's log gives way first.
   const earlier = step.attempts.slice(0, -1).filter(attemptFailed);
-  const reruns = async (element: RerunElement['element']): Promise<RerunElement[]> =>
-    Promise.all(earlier.map(async (a) => ({ element, ...(await failureOf(ctx, cell, step, a)) })));
+  const share = Math.min(ctx.failureBodyCap, Math.floor(ctx.systemOutCap / 2 / Math.max(1, earlier.length)));
+  const attemptTexts = await Promise.all(earlier.map((a) => earlierAttemptText(ctx, step, a, share)));
+  const log = await logExcerpt(ctx, last, ctx.systemOutCap);
+  plan.systemOut = withFooter(log, [...attemptTexts, ...footer], ctx.systemOutCap, last.logPath);
 
   switch (step.outcome) {
     case 'passed':
-      plan.reruns = await reruns('flakyFailure');
       break;
     case 'failed':
     case 'timed-out':
       plan.failure = await failureOf(ctx, cell, step, last);
-      plan.reruns = await reruns('rerunFailure');
       break;
-    case 'skipped': {
-      const reason = sanitizeAttribute(step.reason ?? 'skipped by the step (exit status 77)', { fallback: 'skipped by the step' });
-      plan.skipped = { message: reason, text: reason };
+    case 'skipped':
+      plan.skipped = sanitizeAttribute(step.reason ?? 'skipped by the step (exit status 77)', { fallback: 'skipped by the step' });
       break;
-    }
-    case 'not-run': {
-      const reason = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
-      plan.skipped = { message: reason, text: reason };
+    case 'not-run':
+      plan.skipped = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
       break;
-    }
   }
   return plan;
 }
 
 function containerStartCase(ctx: Context, cell: CellResult, classname: string): CasePlan {
   const stepsMs = cell.steps.reduce((sum, s) => sum + s.attempts.reduce((t, a) => t + Math.max(0, a.durationMs), 0), 0);
-  const plan: CasePlan = { name: CONTAINER_START_CASE, classname, timeSeconds: Math.max(0, cell.durationMs - stepsMs) / 1000, reruns: [], systemOut: '' };
+  const plan: CasePlan = { name: CONTAINER_START_CASE, classname, timeSeconds: Math.max(0, cell.durationMs - stepsMs) / 1000, systemOut: '' };
   const started = cell.steps.some((s) => s.attempts.length > 0);
   const lines = [`image: ${cell.image}${cell.imageKey ? ` (key ${cell.imageKey})` : ''}`];
   if (cell.machine || cell.strategy) lines.push(`machine: ${cell.machine ?? '-'}, root: ${cell.strategy ?? '-'}`);
@@ -190,11 +201,17 @@ function containerStartCase(ctx: Context, cell: CellResult, classname: string): 
     const body = sanitizeText(`${cell.infrastructureError}\n--- rerun: ${cell.rerun}`, { maxChars: FAILURE_BODY_MAX_CHARS });
     plan.error = { type: 'InfrastructureError', message, body: body.trim() === '' ? message : body };
   } else if (cell.outcome === 'cancelled' && !started) {
-    const reason = sanitizeAttribute(`cancelled: ${cell.cancelReason ?? 'before it started'}`);
-    plan.skipped = { message: reason, text: reason };
+    plan.skipped = sanitizeAttribute(`cancelled: ${cell.cancelReason ?? 'before it started'}`);
   }
   plan.systemOut = withFooter(sanitizeText(lines.join('\n')), journalAttachments(ctx, cell), ctx.systemOutCap);
   return plan;
+}
+
+/** `attempts.<case name>` = N for each retried step: the contract's fallback where flakyFailure is not allowed. */
+function attemptProperties(cell: CellResult, caseNames: string[]): [string, string][] {
+  return cell.steps.flatMap((step, i): [string, string][] =>
+    step.attempts.length > 1 ? [[sanitizeAttribute(`attempts.${caseNames[i] ?? step.name}`, { maxChars: LABEL_MAX_CHARS, fallback: 'attempts' }), String(step.attempts.length)]] : [],
+  );
 }
 
 function suiteProperties(result: RunResult, cell: CellResult): [string, string][] {
@@ -233,17 +250,21 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
   for (const cell of result.cells) {
     const classname = `${matrixSlug}.${cellSlugs.take(slugify(cell.id || cell.name, 300, 'cell'))}`;
     const caseNames = new UniqueNames((base, n) => `${base} (${n})`);
+    // The container-start case is a case like any other: the library's tests/failures/errors/skipped count it,
+    // as every consumer does (they count <testcase> elements), and its error or skip is counted with it.
     const cases: CasePlan[] = [containerStartCase(ctx, cell, classname)];
     caseNames.take(CONTAINER_START_CASE);
+    const stepNames: string[] = [];
     for (const step of cell.steps) {
       const stepName = caseNames.take(sanitizeAttribute(step.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: `step ${step.index + 1}` }));
+      stepNames.push(stepName);
       cases.push(await stepCase(ctx, cell, step, stepName, classname));
     }
     suites.push({
       name: suiteNames.take(sanitizeAttribute(cell.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: cell.id || 'cell' })),
       timestamp: junitTimestamp(cell.startedAt, result.startedAt),
       timeSeconds: Math.max(0, cell.durationMs) / 1000,
-      properties: suiteProperties(result, cell),
+      properties: [...suiteProperties(result, cell), ...attemptProperties(cell, stepNames)],
       cases,
     });
   }
@@ -254,7 +275,7 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
       timestamp: junitTimestamp(result.startedAt, result.startedAt),
       timeSeconds: 0,
       properties: [],
-      cases: [{ name: 'no cells selected', classname: `${matrixSlug}.none`, timeSeconds: 0, reruns: [], skipped: { message: 'no cells selected', text: 'no cells selected' }, systemOut: 'no cells selected' }],
+      cases: [{ name: 'no cells selected', classname: `${matrixSlug}.none`, timeSeconds: 0, skipped: 'no cells selected', systemOut: 'no cells selected' }],
     });
   }
   return { name, suites };

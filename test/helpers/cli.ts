@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { validateJunit } from '../fixtures/results/xmllint.js';
 
 export const CLI = resolve('dist/src/cli/main.js');
 export const SCHEMAS = resolve('../shared/schemas');
@@ -48,6 +49,15 @@ export function schemaErrors(report: string, schema = 'project-junit-profile.xsd
   const r = spawnSync('xmllint', ['--noout', '--schema', join(SCHEMAS, schema), report], { encoding: 'utf8' });
   if (r.error) throw new Error(`xmllint is missing (apt-get install libxml2-utils): ${r.error.message}`);
   return r.status === 0 ? '' : r.stderr;
+}
+
+/**
+ * Validates a JUnit report against every consumer schema in ../shared/schemas (the whole file against the project
+ * profile, Jenkins xUnit junit-10 and dtkit junit-4; each testsuite alone against Surefire): '' when valid, else
+ * xmllint's complaints, each naming its schema. The one implementation is validateJunit in test/fixtures/results/xmllint.ts.
+ */
+export function junitSchemaErrors(report: string): string {
+  return validateJunit(report).errors.join('\n');
 }
 
 /** Mounts, nspawn processes and cgroups that mention nsmatrix or the given paths. */
