@@ -6,7 +6,7 @@
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { AttemptResult, CellResult, RunResult, StepResult } from '../src/run/result.js';
 import { readLogExcerpt, readLogTail } from './log-file.js';
-import { attemptFailed, attemptFailure, lastAttempt, lastMeaningfulLine, resolveInside } from './outcomes.js';
+import { attemptFailed, attemptFailure, lastAttempt, lastMeaningfulLine, notRunText, resolveInside } from './outcomes.js';
 import { renderJunit, type CasePlan, type OutcomeElement, type SuitePlan } from './junit-render.js';
 import {
   FAILURE_BODY_MAX_CHARS,
@@ -145,9 +145,9 @@ async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: 
   const plan: CasePlan = { name, classname, timeSeconds, systemOut: '' };
   const last = lastAttempt(step);
   if (!last) {
-    const reason = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
+    const reason = sanitizeAttribute(notRunText(step.reason), { fallback: 'not run' });
     plan.skipped = reason;
-    plan.systemOut = `not run: ${reason}`;
+    plan.systemOut = reason;
     return plan;
   }
 
@@ -180,7 +180,8 @@ async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: 
       plan.skipped = sanitizeAttribute(step.reason ?? 'skipped by the step (exit status 77)', { fallback: 'skipped by the step' });
       break;
     case 'not-run':
-      plan.skipped = sanitizeAttribute(step.reason ?? 'not run', { fallback: 'not run' });
+      // It started, then was stopped (container failure, interrupt): the reason says so.
+      plan.skipped = sanitizeAttribute(step.reason ?? 'stopped', { fallback: 'stopped' });
       break;
   }
   return plan;

@@ -41,6 +41,12 @@ export function stepCounts(cell: CellResult): StepCounts {
   return counts;
 }
 
+/** Why a step never ran, starting with "not run:" once (results may already start their reason with it). */
+export function notRunText(reason: string | undefined): string {
+  const bare = (reason ?? '').replace(/^\s*not run\s*:\s*/i, '').trim();
+  return bare === '' ? 'not run' : `not run: ${bare}`;
+}
+
 export type CellTotals = Record<CellDisplayOutcome, number>;
 
 export function cellTotals(result: RunResult): CellTotals {

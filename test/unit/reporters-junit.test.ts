@@ -92,7 +92,7 @@ describe('junit reporter on hostile logs', () => {
     const find = (classFragment: string, name: string) => all.find((c) => c.classname.endsWith(classFragment) && c.name === name)!;
     expect(find('debian-bookworm-gcc-o0', 'build').body).not.toMatch(/<failure|<error|<skipped/);
     expect(find('debian-bookworm-gcc-o2', 'test').body).toMatch(/<failure message="exit status 2: LAST LINE OF THE BIG LOG" type="StepFailed">/);
-    expect(find('debian-bookworm-gcc-o2', 'package').body).toContain('<skipped>an earlier step failed</skipped>');
+    expect(find('debian-bookworm-gcc-o2', 'package').body).toContain('<skipped>not run: an earlier step failed</skipped>');
     expect(find('debian-bookworm-clang-o0', 'hang').body).toContain('<failure message="timed out after 600s" type="Timeout">');
     expect(find('debian-bookworm-clang-o2', 'oom').body).toContain('<failure message="killed by SIGKILL" type="Killed">');
     expect(find('debian-trixie-gcc-o0', 'needs-kvm').body).toContain('<skipped>skipped by the step (exit status 77)</skipped>');
@@ -110,7 +110,7 @@ describe('junit reporter on hostile logs', () => {
     expect(find('debian-trixie-clang-o2', 'container-start').body).toMatch(/<error message="container could not start: [^"]*" type="InfrastructureError">/);
     expect(find('ubuntu-noble-gcc-o0', 'container-start').body).toContain('<skipped>cancelled: fail-fast');
     expect(find('ubuntu-noble-gcc-o2', 'container-start').body).not.toContain('<skipped');
-    expect(find('ubuntu-noble-gcc-o2', 'test').body).toContain('<skipped>interrupted by SIGINT</skipped>');
+    expect(find('ubuntu-noble-gcc-o2', 'test').body).toContain('<skipped>not run: interrupted by SIGINT</skipped>');
     const coe = find('ubuntu-noble-clang-o0', 'experimental').body;
     expect(coe).toContain('<failure message="exit status 1: end of experimental attempt 1" type="StepFailed">');
     expect(coe).toContain('continue-on-error');
@@ -135,6 +135,10 @@ describe('junit reporter on hostile logs', () => {
     }
   });
 
+  it('says "not run" once in the reason of a step that never ran', () => {
+    expect(xml).toContain('<skipped>not run: no container</skipped>');
+    expect(xml).not.toMatch(/not run: not run/);
+  });
 
   it('ends system-out with attachment lines for logs and journals, and caps big logs with a marker', () => {
     expect(xml).toContain('[[ATTACHMENT|debian-bookworm-gcc-o0/01-build.log]]');
