@@ -73,13 +73,14 @@ export async function buildMarkdown(result: RunResult, outputDir: string): Promi
     '',
     `${result.cells.length} cells: ${counts || 'none'} in ${formatDuration(result.durationMs)} on ${markdownInline(result.host.hostname)}${shard}`,
     '',
-    '| | Cell | Steps passed / failed / skipped | Duration |',
+    // "skipped": the step skipped itself (exit status 77); "not run": it never ran (or was stopped).
+    '| | Cell | Steps passed / failed / skipped / not run | Duration |',
     '|:-:|---|:-:|--:|',
   ];
   for (const cell of result.cells) {
     const c = stepCounts(cell);
     const outcome = cellDisplayOutcome(cell);
-    out.push(`| ${OUTCOME_EMOJI[outcome]} | ${markdownInline(cell.name)} | ${c.passed} / ${c.failed} / ${c.skipped} | ${formatDuration(cell.durationMs)} |`);
+    out.push(`| ${OUTCOME_EMOJI[outcome]} | ${markdownInline(cell.name)} | ${c.passed} / ${c.failed} / ${c.skipped} / ${c.notRun} | ${formatDuration(cell.durationMs)} |`);
   }
 
   const failing = result.cells.filter((c) => c.outcome === 'failed' || c.outcome === 'error');

@@ -28,15 +28,19 @@ export function cellDisplayOutcome(cell: CellResult): CellDisplayOutcome {
 export interface StepCounts {
   passed: number;
   failed: number;
+  /** Skipped by the step itself (exit status 77). */
   skipped: number;
+  /** Never ran, or stopped before it finished (an earlier step failed, fail-fast, interrupt, no container). */
+  notRun: number;
 }
 
 export function stepCounts(cell: CellResult): StepCounts {
-  const counts = { passed: 0, failed: 0, skipped: 0 };
+  const counts = { passed: 0, failed: 0, skipped: 0, notRun: 0 };
   for (const step of cell.steps) {
     if (step.outcome === 'passed') counts.passed++;
     else if (isFailedStep(step)) counts.failed++;
-    else counts.skipped++;
+    else if (step.outcome === 'skipped') counts.skipped++;
+    else counts.notRun++;
   }
   return counts;
 }

@@ -21,16 +21,22 @@ describe('markdown reporter', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('has one table with a row per cell: outcome emoji, steps pass/fail/skip, duration', () => {
+  it('has one table with a row per cell: outcome emoji, steps pass/fail/skip/not run, duration', () => {
     const rows = md.split('\n').filter((l) => l.startsWith('| '));
-    expect(rows[0]).toBe('| | Cell | Steps passed / failed / skipped | Duration |');
+    expect(rows[0]).toBe('| | Cell | Steps passed / failed / skipped / not run | Duration |');
     expect(rows).toHaveLength(result.cells.length + 1);
-    expect(md).toContain('| ✅ | debian:bookworm \\[cc=gcc, opt=O0\\] | 2 / 0 / 0 | 4.3s |');
-    expect(md).toContain('| ❌ | debian:bookworm \\[cc=gcc, opt=O2\\] | 1 / 1 / 1 |');
-    expect(md).toContain('| ⚠️ | debian:trixie \\[cc=gcc, opt=O2\\] | 1 / 0 / 0 |');
+    expect(md).toContain('| ✅ | debian:bookworm \\[cc=gcc, opt=O0\\] | 2 / 0 / 0 / 0 | 4.3s |');
+    expect(md).toContain('| ❌ | debian:bookworm \\[cc=gcc, opt=O2\\] | 1 / 1 / 0 / 1 |');
+    expect(md).toContain('| ⚠️ | debian:trixie \\[cc=gcc, opt=O2\\] | 1 / 0 / 0 / 0 |');
     expect(md).toContain('| 💥 |');
     expect(md).toContain('| 🚫 |');
     expect(md).toContain('| ⏭️ |');
+  });
+
+  it('tells a step that skipped itself (exit status 77) from one that never ran', () => {
+    expect(md).toContain('| ⏭️ | debian:trixie \\[cc=gcc, opt=O0\\] | 0 / 0 / 1 / 0 |'); // exit 77
+    expect(md).toContain('| 💥 | debian:trixie \\[cc=clang, opt=O2\\] | 0 / 0 / 0 / 1 |'); // no container
+    expect(md).toContain('| 🚫 | ubuntu:noble \\[cc=gcc, opt=O2\\] | 1 / 0 / 0 / 1 |'); // interrupted
   });
 
   it('folds each failing cell log tail and rerun command into <details>', () => {
