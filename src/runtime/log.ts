@@ -12,23 +12,49 @@ export const TAIL_LINES = 100;
 /** A line longer than this is written in pieces rather than buffered without bound. */
 const MAX_PENDING = 64 * 1024;
 
-/** Harmless noise nspawn prints without systemd as PID 1 (see nspawn-notes.md). */
-const NSPAWN_NOISE = /^Attempted to remove disk file system under "\/run\/systemd\/nspawn\/propagate\/.*", and we can't allow that\.$/;
+/*
+ * Lines systemd-nspawn itself writes on its stderr, which the payload's stderr shares (`--pipe`): not the step's
+ * output, so they stay out of step logs, tails and failure reports (see nspawn-notes.md):
+ * - without systemd as PID 1, harmless: `Attempted to remove disk file system under "/run/systemd/nspawn/propagate/…",
+ *   and we can't allow that.`;
+ * - when the container's PID 1 dies by a signal (the runner's timeout kill, the OOM killer), nspawn's log_error
+ *   (printed even with --quiet): `Container nsm-0123456789-1 terminated by signal KILL.` The step's outcome
+ *   (timed out, killed) is recorded from the runner's own clock and status, never from this line.
+ * Only a whole stderr line matches, and for the second only with a machine name nsmatrix gives (machineName() in
+ * args.ts: `nsm-<10 hex>-<n>`, signal names as nspawn spells them: KILL, RTMIN+3, or a number). So a step that
+ * prints such a line on stdout, or about another machine, keeps it. A step that prints nspawn's exact line with its
+ * own machine name (its hostname) on stderr loses that one line: on the shared pipe the bytes are the same as
+ * nspawn's, and nothing can tell them apart.
+ */
+const NSPAWN_NOISE = [
+  /^Attempted to remove disk file system under "\/run\/systemd\/nspawn\/propagate\/.*", and we can't allow that\.$/,
+  /^Container nsm-[0-9a-f]{10}-[0-9]+ terminated by signal (?:[A-Z][A-Z0-9]*(?:[+-][0-9]+)?|[0-9]+)\.$/,
+];
+/** Cheap byte checks before any line is decoded: every noise line holds one of these. */
+const NSPAWN_NOISE_HINTS = ['Attempted to remove disk file system', ' terminated by signal '];
 
 export function isNspawnNoise(line: string): boolean {
-  return NSPAWN_NOISE.test(line);
+  return NSPAWN_NOISE.some((noise) => noise.test(line));
 }
 
-/** Drops nspawn's noise lines from a chunk of stderr (a line split across chunks passes through). */
+/**
+ * Drops nspawn's noise lines from a chunk of stderr, byte for byte: every other byte, invalid UTF-8 included, is
+ * kept as it came. Only lines complete in the chunk are dropped (a line split across chunks, or an unterminated
+ * last line, passes through).
+ */
 export function withoutNspawnNoise(chunk: Buffer): Buffer {
-  const text = chunk.toString('utf8');
-  if (!text.includes('Attempted to remove disk file system')) return chunk;
-  return Buffer.from(
-    text
-      .split('\n')
-      .filter((line) => !isNspawnNoise(line))
-      .join('\n'),
-  );
+  if (!NSPAWN_NOISE_HINTS.some((hint) => chunk.includes(hint))) return chunk;
+  const kept: Buffer[] = [];
+  for (let from = 0; from < chunk.length; ) {
+    const newline = chunk.indexOf(0x0a, from);
+    if (newline === -1) {
+      kept.push(chunk.subarray(from));
+      break;
+    }
+    if (!isNspawnNoise(chunk.subarray(from, newline).toString('utf8'))) kept.push(chunk.subarray(from, newline + 1));
+    from = newline + 1;
+  }
+  return Buffer.concat(kept);
 }
 
 export type StreamName = 'stdout' | 'stderr';
