@@ -14,7 +14,7 @@ import type { Axis, Cell, CellStep, MatrixModel, MatrixValue, SourcePosition } f
 
 export const DEFAULT_MAX_CELLS = 256;
 /** Above this many raw combinations expansion is refused before it is attempted (memory, not policy). */
-const HARD_COMBINATION_LIMIT = 100_000;
+export const HARD_COMBINATION_LIMIT = 100_000;
 
 export type Values = Record<string, MatrixValue>;
 
@@ -28,35 +28,152 @@ export function productSize(axes: readonly Axis[]): number {
   return axes.length === 0 ? 0 : axes.reduce((size, axis) => size * axis.values.length, 1);
 }
 
-const matches = (values: Values, partial: Values): boolean =>
-  Object.entries(partial).every(([key, value]) => Object.hasOwn(values, key) && values[key] === value);
+/**
+ * Above this many combinations visited while applying exclude and include entries, expansion is refused: the work
+ * a file can ask for must stay small whatever its size (a matrix of 100,000 combinations and thousands of entries).
+ */
+export const EXPANSION_VISIT_LIMIT = 20_000_000;
 
-/** Values compare strictly (`16` and `"16"` differ), as YAML typed them. */
-export function expandCombinations(axes: readonly Axis[], exclude: readonly Values[], include: readonly Values[]): Combination[] {
+/** What expansion cost: combinations visited by exclude and include entries (each entry only visits its matches). */
+export interface ExpansionStats {
+  visits: number;
+}
+
+/** Thrown by `expandCombinations` when its entries would visit more than EXPANSION_VISIT_LIMIT combinations. */
+export class ExpansionTooCostly extends Error {
+  constructor(readonly visits: number) {
+    super(`include and exclude entries would visit ${visits} combinations, more than ${EXPANSION_VISIT_LIMIT}`);
+  }
+}
+
+/**
+ * The product indices a partial entry matches, without looking at the other combinations: the entry fixes some
+ * axes to the positions holding its values (strict equality, so several positions when an axis repeats a value),
+ * the other axes range freely. `undefined` when a key is no axis or a value is on no axis: it matches nothing.
+ */
+class ProductIndex {
+  private readonly strides: number[];
+  private readonly axisOf = new Map<string, number>();
+  /** Per axis: the positions of each value. A Map key compares like `===` except NaN, which matches nothing. */
+  private readonly positions: Map<MatrixValue, number[]>[];
+  readonly size: number;
+
+  constructor(private readonly axes: readonly Axis[]) {
+    this.strides = axes.map(() => 1);
+    for (let i = axes.length - 2; i >= 0; i--) this.strides[i] = this.strides[i + 1]! * axes[i + 1]!.values.length;
+    this.size = productSize(axes);
+    this.positions = axes.map((axis, i) => {
+      this.axisOf.set(axis.key, i);
+      const byValue = new Map<MatrixValue, number[]>();
+      axis.values.forEach((value, position) => {
+        const list = byValue.get(value);
+        if (list) list.push(position);
+        else byValue.set(value, [position]);
+      });
+      return byValue;
+    });
+  }
+
+  /** Allowed positions per axis; `null` means every position. */
+  choices(entry: Values, axisKeysOnly: boolean): (number[] | null)[] | undefined {
+    const choices: (number[] | null)[] = this.axes.map(() => null);
+    for (const [key, value] of Object.entries(entry)) {
+      const axis = this.axisOf.get(key);
+      if (axis === undefined) {
+        if (axisKeysOnly) continue;
+        return undefined;
+      }
+      const positions = Number.isNaN(value) ? undefined : this.positions[axis]!.get(value);
+      if (positions === undefined) return undefined;
+      choices[axis] = positions;
+    }
+    return choices;
+  }
+
+  count(choices: readonly (number[] | null)[]): number {
+    return choices.reduce((n, allowed, axis) => n * (allowed?.length ?? this.axes[axis]!.values.length), 1);
+  }
+
+  /** Calls `visit` with every matching product index, in increasing order. */
+  forEach(choices: readonly (number[] | null)[], visit: (index: number) => void): void {
+    const walk = (axis: number, base: number): void => {
+      if (axis === this.axes.length) {
+        visit(base);
+        return;
+      }
+      const stride = this.strides[axis]!;
+      const allowed = choices[axis];
+      if (allowed) for (const position of allowed) walk(axis + 1, base + position * stride);
+      else for (let position = 0; position < this.axes[axis]!.values.length; position++) walk(axis + 1, base + position * stride);
+    };
+    if (this.size > 0) walk(0, 0);
+  }
+}
+
+/**
+ * Values compare strictly (`16` and `"16"` differ), as YAML typed them. Each entry visits only the combinations it
+ * matches, so the cost is the size of the result, not combinations times entries; `stats.visits` counts it.
+ * Throws ExpansionTooCostly before doing the work when the entries would visit more than EXPANSION_VISIT_LIMIT.
+ */
+export function expandCombinations(
+  axes: readonly Axis[],
+  exclude: readonly Values[],
+  include: readonly Values[],
+  stats: ExpansionStats = { visits: 0 },
+): Combination[] {
+  const index = new ProductIndex(axes);
+  // An exclude entry matches when every one of its keys is an axis holding its value; an include entry extends a
+  // combination when it overwrites none of its original (axis) values, whatever keys it adds.
+  const excludeChoices = uniqueEntries(exclude)
+    .map((entry) => index.choices(entry, false))
+    .filter((choices) => choices !== undefined);
+  const includeChoices = include.map((entry) => (index.size === 0 ? undefined : index.choices(entry, true)));
+  const planned = [...excludeChoices, ...includeChoices].reduce((n, choices) => n + (choices ? index.count(choices) : 0), 0);
+  if (planned > EXPANSION_VISIT_LIMIT) throw new ExpansionTooCostly(planned);
+
   let product: Values[] = axes.length === 0 ? [] : [{}];
   for (const axis of axes) {
     product = product.flatMap((partial) => axis.values.map((value) => ({ ...partial, [axis.key]: value })));
   }
-  const originals = product
-    .filter((values) => !exclude.some((entry) => matches(values, entry)))
-    .map((values) => ({ values, originalKeys: new Set(Object.keys(values)) }));
+  const excluded = new Uint8Array(index.size);
+  const markExcluded = (position: number) => {
+    stats.visits++;
+    excluded[position] = 1;
+  };
+  for (const choices of excludeChoices) index.forEach(choices, markExcluded);
 
   const added: Combination[] = [];
-  include.forEach((entry, index) => {
+  include.forEach((entry, entryIndex) => {
     let extended = false;
-    for (const original of originals) {
-      // An entry extends a combination when it overwrites none of its original values; values added by earlier
-      // entries may be overwritten.
-      const overwritesOriginal = Object.entries(entry).some(
-        ([key, value]) => original.originalKeys.has(key) && original.values[key] !== value,
-      );
-      if (overwritesOriginal) continue;
-      Object.assign(original.values, entry);
-      extended = true;
+    const choices = includeChoices[entryIndex];
+    if (choices) {
+      index.forEach(choices, (position) => {
+        stats.visits++;
+        if (excluded[position]) return;
+        // Values added by earlier entries may be overwritten; original values are equal to the entry's here.
+        Object.assign(product[position]!, entry);
+        extended = true;
+      });
     }
-    if (!extended) added.push({ values: { ...entry }, fromInclude: index });
+    if (!extended) added.push({ values: { ...entry }, fromInclude: entryIndex });
   });
-  return [...originals.map(({ values }) => ({ values })), ...added];
+  const originals = product.filter((_, position) => !excluded[position]).map((values) => ({ values }));
+  return [...originals, ...added];
+}
+
+/** Drops repeated entries (same keys and values, in any order): they would visit the same combinations again. */
+function uniqueEntries(entries: readonly Values[]): Values[] {
+  const seen = new Set<string>();
+  return entries.filter((entry) => {
+    const key = JSON.stringify(
+      Object.keys(entry)
+        .sort()
+        .map((name) => [name, typeof entry[name], String(entry[name])]),
+    );
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** `debian:trixie [cc=gcc, experimental=true]`: non-image values in axis order, then keys added by include. */
@@ -83,7 +200,14 @@ export function planCells(model: MatrixModel, maxCells = DEFAULT_MAX_CELLS): Exp
     });
     return { cells: [], problems };
   }
-  const combinations = expandCombinations(model.axes, model.exclude, model.include);
+  let combinations: Combination[];
+  try {
+    combinations = expandCombinations(model.axes, model.exclude, model.include);
+  } catch (error) {
+    if (!(error instanceof ExpansionTooCostly)) throw error;
+    problems.push({ pos: positionOf(['matrix']), message: `matrix: ${error.message} (use fewer axis values or entries)` });
+    return { cells: [], problems };
+  }
   if (combinations.length === 0) {
     problems.push({ pos: positionOf(['matrix']), message: 'matrix: expands to no cells (every combination is excluded)' });
   } else if (combinations.length > maxCells) {

@@ -9,7 +9,7 @@ import { UsageError } from '../errors.js';
 import { parseDuration } from '../lib/duration.js';
 import { crossCheck } from './check.js';
 import { diagnoseIssue, formatDiagnostics } from './diagnostics.js';
-import { planCells } from './expand.js';
+import { HARD_COMBINATION_LIMIT, planCells, productSize } from './expand.js';
 import { fileSchema, type MatrixFile } from './schema.js';
 import { parseYaml, type Diagnostic, type SourceMap } from './source-map.js';
 import type { BindSpec, ImageSpec, MatrixModel, MatrixValue, SourcePosition, StepSpec } from './types.js';
@@ -80,9 +80,12 @@ export function parseMatrix(text: string, file: string): MatrixModel {
 
   const model = toModel(result.data!, file, map);
   // Expanding now reports include entries without an image and bad interpolated image names with the rest;
-  // the cell limit is applied later, where --max-cells is known.
-  const { problems: expansionProblems } = planCells(model, Number.MAX_SAFE_INTEGER);
-  if (expansionProblems.length > 0) fail(expansionProblems);
+  // the cell limit is applied later, where --max-cells is known. So is the size limit: a product too large to
+  // expand is reported then (expanding it here, with no limit, would exhaust memory).
+  if (productSize(model.axes) <= HARD_COMBINATION_LIMIT) {
+    const { problems: expansionProblems } = planCells(model, Number.MAX_SAFE_INTEGER);
+    if (expansionProblems.length > 0) fail(expansionProblems);
+  }
   return model;
 }
 
