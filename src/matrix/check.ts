@@ -22,13 +22,21 @@ export const CELL_ID_KEY = 'nsmatrix-cell';
 const RESERVED_ENV = /^(MATRIX_.*|NSMATRIX_CELL)$/;
 const SPECIAL_MATRIX_KEYS = ['include', 'exclude'];
 
+/** Reports into `problems`, the message prefixed with the path it is about. */
+const reporter =
+  (problems: Diagnostic[]): Report =>
+  (pos, path, message) =>
+    problems.push({ pos, message: path.length ? `${renderPath(path)}: ${message}` : message });
+
 export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
   if (!isObject(data)) return [];
   const problems: Diagnostic[] = [];
-  const report = (pos: Diagnostic['pos'], path: readonly PathSegment[], message: string) =>
-    problems.push({ pos, message: path.length ? `${renderPath(path)}: ${message}` : message });
+  const report = reporter(problems);
 
-  reportProtoKeys(data, [], map, report);
+  walkData(data, [], (key, path) => {
+    if (key === PROTO) report(map.keyAt(path), path.slice(0, -1), `key "${PROTO}" is not allowed`);
+    return key !== PROTO;
+  });
   const matrix = isObject(data.matrix) ? data.matrix : undefined;
   const images = isObject(data.images) ? data.images : {};
   const axisKeys = matrix ? Object.keys(matrix).filter((key) => !SPECIAL_MATRIX_KEYS.includes(key)) : [];
@@ -89,14 +97,47 @@ export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
 
 const PROTO = '__proto__';
 
-/** zod's records silently drop a `__proto__` key (and assigning one is a prototype change): refuse it anywhere. */
-function reportProtoKeys(value: unknown, path: PathSegment[], map: SourceMap, report: Report): void {
-  if (Array.isArray(value)) value.forEach((item, index) => reportProtoKeys(item, [...path, index], map, report));
+/**
+ * Calls `enter` for every mapping key below `value` (with the key's path), depth first; a key is descended into
+ * when `enter` returns true. Calls `leaf` for every string.
+ */
+function walkData(
+  value: unknown,
+  path: PathSegment[],
+  enter: (key: string, path: PathSegment[]) => boolean,
+  leaf: (text: string, path: PathSegment[]) => void = () => undefined,
+): void {
+  if (typeof value === 'string') leaf(value, path);
+  if (Array.isArray(value)) value.forEach((item, index) => walkData(item, [...path, index], enter, leaf));
   if (!isObject(value)) return;
   for (const key of Object.keys(value)) {
-    if (key === PROTO) report(map.keyAt([...path, key]), path, `key "${PROTO}" is not allowed`);
-    else reportProtoKeys(value[key], [...path, key], map, report);
+    if (enter(key, [...path, key])) walkData(value[key], [...path, key], enter, leaf);
   }
+}
+
+const NUL_MESSAGE = 'contains a NUL byte, which no environment variable, argument, path or script can hold';
+
+/**
+ * Every NUL byte in a key or a string of the file. Every string of a matrix file ends up in an environment
+ * variable, an argv, a path or a script, none of which can hold one. Reported on their own (the loader stops at
+ * them): a NUL byte also breaks most other checks of the same value, which would only repeat the news.
+ */
+export function nulByteProblems(data: unknown, map: SourceMap): Diagnostic[] {
+  const problems: Diagnostic[] = [];
+  const report = reporter(problems);
+  walkData(
+    data,
+    [],
+    (key, path) => {
+      if (!key.includes('\0')) return true;
+      report(map.keyAt(path), path.slice(0, -1), `key ${JSON.stringify(key)} ${NUL_MESSAGE}`);
+      return false;
+    },
+    (text, path) => {
+      if (text.includes('\0')) report(map.valueAt(path), path, NUL_MESSAGE);
+    },
+  );
+  return problems;
 }
 
 type Report = (pos: Diagnostic['pos'], path: readonly PathSegment[], message: string) => void;

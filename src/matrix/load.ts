@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { parseDuration } from '../lib/duration.js';
-import { crossCheck } from './check.js';
+import { crossCheck, nulByteProblems } from './check.js';
 import { diagnoseIssue, formatDiagnostics } from './diagnostics.js';
 import { HARD_COMBINATION_LIMIT, planCells, productSize } from './expand.js';
 import { fileSchema, type MatrixFile } from './schema.js';
@@ -72,6 +72,8 @@ export function parseMatrix(text: string, file: string): MatrixModel {
     fail([...parsed.problems, { pos: map.valueAt([]), message: 'expected a mapping of keys (name, matrix, steps, ...)' }]);
   }
 
+  const nulBytes = nulByteProblems(data, map);
+  if (nulBytes.length > 0) fail([...parsed.problems, ...nulBytes]);
   const problems = [...parsed.problems];
   const result = fileSchema.safeParse(data);
   if (!result.success) for (const issue of result.error.issues) problems.push(...diagnoseIssue(issue, data, map));
