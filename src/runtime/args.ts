@@ -13,6 +13,8 @@ export const CONTROL_MOUNT = '/run/nsmatrix';
 export const SOURCE_MOUNT = '/src';
 export const ARTIFACTS_MOUNT = '/artifacts';
 export const JOURNAL_MOUNT = '/var/log/journal';
+/** Boot mode: where the step agent's unit file appears (a runtime unit directory of the container's systemd). */
+export const AGENT_UNIT_MOUNT = '/run/systemd/system/nsmatrix-agent.service';
 
 export interface NspawnPlan {
   host: HostInfo;
@@ -32,6 +34,8 @@ export interface NspawnPlan {
   controlDir: string;
   /** Boot mode: host directory bound onto /var/log/journal. */
   journalDir?: string;
+  /** Boot mode: the host file holding the step agent's unit (agent.ts), bound read-only where systemd finds it. */
+  agentUnit?: string;
   binds: BindSpec[];
   network: NetworkMode;
   privateUsers: boolean;
@@ -115,6 +119,7 @@ export function buildNspawnArgs(plan: NspawnPlan): string[] {
   args.push(bind(plan, plan.artifactsDir, ARTIFACTS_MOUNT));
   for (const b of plan.binds) args.push(bind(plan, b.host, b.container, b.readOnly));
   if (plan.journalDir) args.push(bind(plan, plan.journalDir, JOURNAL_MOUNT));
+  if (plan.boot && plan.agentUnit) args.push(bind(plan, plan.agentUnit, AGENT_UNIT_MOUNT, true));
   if (plan.network === 'private') args.push('--private-network');
   if (plan.privateUsers) args.push('--private-users=pick');
   if ((plan.host.nspawnVersion ?? 0) >= 250) args.push('--suppress-sync=yes');

@@ -1,72 +1,82 @@
 /**
- * Boot mode: the container boots systemd (`--boot`) and each step runs as a transient unit inside it, started
- * with `nsenter` into the container's init and `systemd-run --wait --pipe` (which talks to the container's
- * systemd over its private socket, so no D-Bus daemon is needed). The same wrapper as exec mode writes the step's
- * exact status to the control directory. The journal lives on the host (bound onto /var/log/journal) and is read
- * with the host's journalctl after shutdown.
+ * Boot mode: the container boots systemd (`--boot`) and each step runs as a transient unit inside it, started by
+ * the agent nsmatrix places in the container (agent.ts): the host never executes anything from the container's
+ * root. The wrapper writes the step's exact status into a pipe the host holds. The journal lives on the host
+ * (bound onto /var/log/journal) and is read with the host's journalctl after shutdown, once disarmed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, constants, openSync } from 'node:fs';
+import { open, writeFile, type FileHandle } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
-import { createInterface } from 'node:readline';
-import { PassThrough } from 'node:stream';
 import { InfraError } from '../errors.js';
 import { resources, type Releasable } from '../lib/resources.js';
 import type { JournalSummary } from '../run/result.js';
-import { buildNspawnArgs, SOURCE_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
+import { AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_UNIT, exportLines } from './agent.js';
+import { buildNspawnArgs, isValidEnvName, nspawnEnvironment, type NspawnPlan } from './args.js';
 import type { ContainerCgroup } from './cgroup.js';
-import { prepareStep, readStepStatus, stepResult, wrapperCommand } from './exec.js';
+import { makeStagedFifos, publishFile, publishStaged, unpublish, type ControlDir } from './control.js';
+import { disarmTree } from './disarm.js';
+import { publishStepCode, stepToken } from './exec.js';
 import { StepLog } from './log.js';
-import { cgroupWrappedArgv, KILL_GRACE_MS, stopChild, supervise } from './supervise.js';
+import { cgroupWrappedArgv, KILL_GRACE_MS, stopChild } from './supervise.js';
 import type { ExecRequest, ExecResult } from './types.js';
+import { parseStatus } from './wrapper.js';
 
 export const BOOT_TIMEOUT_MS = 120_000;
 export const SHUTDOWN_GRACE_MS = 30_000;
+/** After the agent reports a step done, how long its output pipes may take to drain. */
+const DRAIN_MS = 2_000;
 /** journald's MESSAGE_ID for "Process ... dumped core" (systemd-coredump). */
 const COREDUMP_MESSAGE_ID = 'fc2e22bc6ee647b6b90729ab34a250b1';
 /** Errors caused by nsmatrix's own bind mounts at shutdown (they are held busy from the host), not by the image. */
 export const OWN_MOUNT_NOISE = /Failed unmounting (var-log-journal\.mount|\/var\/log\/journal|run-nsmatrix\.mount|\/run\/nsmatrix|src\.mount|\/src|artifacts\.mount|\/artifacts)\.?$/;
+/** The most of a container-written pipe or journal query the host keeps in memory. */
+const MAX_STATUS_BYTES = 4096;
+const MAX_LINE_BYTES = 4096;
+const MAX_QUERY_BYTES = 16 * 2 ** 20;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
-/** The container's init: a child of nspawn whose pid in its own namespace is 1. */
-export async function findContainerLeader(nspawnPid: number): Promise<number | null> {
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const status = await readFile(`/proc/${entry}/status`, 'utf8');
-      const ppid = /^PPid:\s+(\d+)$/m.exec(status)?.[1];
-      const nspid = /^NSpid:\s+([\d\s]+)$/m.exec(status)?.[1]?.trim().split(/\s+/);
-      if (Number(ppid) === nspawnPid && nspid && nspid.length >= 2 && nspid[nspid.length - 1] === '1') return Number(entry);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return null;
+/** The read end of a FIFO, plus a write end the host keeps so that it sees no EOF before the container writes. */
+interface HostPipe {
+  socket: Socket;
+  /** Closes the host's write end: EOF follows once the container's writers are gone. */
+  release(): void;
+  ended: Promise<void>;
 }
 
-function run(argv: string[], options: { input?: NodeJS.ReadableStream; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    if (options.input && child.stdin) options.input.pipe(child.stdin);
-    const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
-    const registration = resources.add(`${argv.slice(0, 6).join(' ')} (pid ${child.pid ?? '?'})`, () => void child.kill('SIGKILL'));
-    const done = (result: { code: number | null; stdout: string; stderr: string }) => {
-      if (timer) clearTimeout(timer);
-      void registration.release().then(() => resolve(result));
-    };
-    child.once('error', (error) => done({ code: null, stdout, stderr: stderr + error.message }));
-    child.once('close', (code) => done({ code, stdout, stderr }));
+function openHostPipe(path: string): HostPipe {
+  const read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let keep: number | null = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+  const socket = new Socket({ fd: read, readable: true, writable: false });
+  const ended = new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+  });
+  const release = () => {
+    if (keep !== null) closeSync(keep);
+    keep = null;
+  };
+  void ended.then(release);
+  return { socket, release, ended };
+}
+
+/** Splits the agent's messages into lines; a line longer than MAX_LINE_BYTES is dropped (the agent never writes one). */
+function onLines(socket: Socket, handle: (line: string) => void): void {
+  let pending = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    pending += chunk;
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      handle(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+    }
+    if (pending.length > MAX_LINE_BYTES) pending = '';
   });
 }
 
 export interface BootedContainer {
-  readonly leader: number;
   /** Set once the container has stopped (closed, timed out, or died on its own). */
   readonly stopped: boolean;
   exec(request: ExecRequest): Promise<ExecResult>;
@@ -76,7 +86,9 @@ export interface BootedContainer {
 
 export interface BootContext {
   plan: Omit<NspawnPlan, 'command'>;
-  controlDir: string;
+  control: ControlDir;
+  /** Host-only path for the agent's unit file (bound read-only into the container). */
+  agentUnitPath: string;
   usePerl: boolean;
   noSeccomp: boolean;
   cgroup: ContainerCgroup | null;
@@ -85,8 +97,22 @@ export interface BootContext {
   bootTimeoutMs?: number;
 }
 
+/** Made before the container exists, so nothing in them can be the container's doing. */
+async function placeAgent(ctx: BootContext): Promise<{ input: FileHandle; output: HostPipe }> {
+  await writeFile(ctx.agentUnitPath, AGENT_UNIT, { mode: 0o644 });
+  await publishFile(ctx.control, 'agent.sh', AGENT_SCRIPT, 0o644);
+  const [inPath, outPath] = await makeStagedFifos(ctx.control, ['agent.in', 'agent.out']);
+  // Read-write: opening never waits for a reader, and a write never fails for want of one.
+  const input = await open(inPath!, constants.O_RDWR | constants.O_NONBLOCK);
+  const output = openHostPipe(outPath!);
+  await publishStaged(ctx.control, 'agent.in');
+  await publishStaged(ctx.control, 'agent.out');
+  return { input, output };
+}
+
 export async function bootContainer(ctx: BootContext): Promise<BootedContainer> {
-  const argv = [ctx.plan.host.nspawnPath ?? 'systemd-nspawn', ...buildNspawnArgs({ ...ctx.plan, boot: true, command: [] })];
+  const agent = await placeAgent(ctx);
+  const argv = [ctx.plan.host.nspawnPath ?? 'systemd-nspawn', ...buildNspawnArgs({ ...ctx.plan, boot: true, agentUnit: ctx.agentUnitPath, command: AGENT_INIT_ARGS })];
   const { file, args, env } = cgroupWrappedArgv(argv, ctx.cgroup);
   const consoleLog = await StepLog.open(ctx.consoleLogPath);
   const child: ChildProcess = spawn(file, args, {
@@ -100,9 +126,30 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
     child.once('close', (code) => resolve(code));
     child.once('error', () => resolve(null));
   });
+
+  // Messages from the agent: `ready STATE` once, `done TOKEN` per step. Waiters are also woken when nspawn exits.
+  let readyState: string | null = null;
+  const waiters = new Map<string, () => void>();
+  const wake = (key: string) => {
+    waiters.get(key)?.();
+    waiters.delete(key);
+  };
+  onLines(agent.output.socket, (line) => {
+    const [kind, value] = line.split(' ');
+    if (kind === 'ready' && readyState === null) {
+      readyState = value ?? '';
+      wake('ready');
+    } else if (kind === 'done' && value) wake(`done ${value}`);
+  });
+  const until = (key: string) => new Promise<void>((resolve) => waiters.set(key, resolve));
+
   let stopped = false;
   void exited.then(async () => {
     stopped = true;
+    for (const key of [...waiters.keys()]) wake(key);
+    agent.output.release();
+    agent.output.socket.destroy();
+    await agent.input.close().catch(() => undefined);
     await consoleLog.close();
   });
   let stopping: Promise<void> | undefined;
@@ -119,31 +166,15 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
     throw new InfraError(`container ${ctx.plan.machine} did not boot: ${why}`, { logPath: ctx.consoleLogPath, tail: consoleLog.tail() });
   };
 
-  const deadline = Date.now() + (ctx.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
-  let leader: number | null = null;
-  while (leader === null) {
-    if (stopped) return fail('systemd-nspawn exited');
-    if (Date.now() > deadline) return fail('no init process appeared');
-    leader = child.pid ? await findContainerLeader(child.pid) : null;
-    if (leader === null) await sleep(20);
-  }
-  // Until init has exec'd systemd and it listens on its private socket, systemctl answers "offline" or fails.
-  // "degraded" (exit 1) still runs units; "stopping" and the like do not.
-  let state = '';
-  while (state !== 'running' && state !== 'degraded') {
-    if (stopped) return fail('systemd-nspawn exited during boot');
-    if (Date.now() > deadline) return fail(`system state "${state}" after ${ctx.bootTimeoutMs ?? BOOT_TIMEOUT_MS} ms`);
-    const ready = await run(['nsenter', '-t', String(leader), '-a', '--', 'systemctl', 'is-system-running', '--wait'], {
-      timeoutMs: Math.max(1000, deadline - Date.now()),
-    });
-    state = ready.stdout.trim();
-    if (state === 'offline' || state === '') await sleep(50);
-    else if (state !== 'running' && state !== 'degraded') return fail(`system state "${state}"`);
-  }
+  const bootTimeoutMs = ctx.bootTimeoutMs ?? BOOT_TIMEOUT_MS;
+  const booted = await Promise.race([until('ready').then(() => 'ready' as const), sleep(bootTimeoutMs).then(() => 'timeout' as const)]);
+  if (stopped) return fail('systemd-nspawn exited during boot');
+  if (booted === 'timeout') return fail(`the system did not finish booting within ${bootTimeoutMs} ms`);
+  // "degraded" (a unit failed) still runs units; "stopping" and the like do not.
+  if (readyState !== 'running' && readyState !== 'degraded') return fail(`system state "${readyState}"`);
 
   let counter = 0;
   const container: BootedContainer = {
-    leader,
     get stopped() {
       return stopped;
     },
@@ -152,62 +183,110 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
       await registration.release();
     },
     exec: async (request) => {
-      if (stopped) {
-        return { exitCode: null, signal: null, timedOut: false, durationMs: 0, tail: [], infrastructureError: `container ${ctx.plan.machine} is no longer running` };
-      }
-      const files = await prepareStep(ctx.controlDir, request);
+      const unavailable = (why: string): ExecResult => ({ exitCode: null, signal: null, timedOut: false, durationMs: 0, tail: [], infrastructureError: why });
+      if (stopped) return unavailable(`container ${ctx.plan.machine} is no longer running`);
+      const env = { ...ctx.plan.env, ...request.env };
+      const badName = Object.keys(env).find((name) => !isValidEnvName(name));
+      if (badName !== undefined) return unavailable(`env: invalid environment variable name "${badName}"`);
+
+      const started = Date.now();
+      const token = stepToken(request.index);
       const unit = `nsmatrix-step-${String(request.index + 1).padStart(2, '0')}-${++counter}`;
-      const envArgs = Object.entries({ ...ctx.plan.env, ...request.env }).map(([k, v]) => `--setenv=${k}=${v}`);
+      const names = ['out', 'err', 'status'].map((ext) => `${token}.${ext}`);
+      await publishStepCode(ctx.control, token, exportLines(env) + request.script, ctx.usePerl);
+      const pipes = (await makeStagedFifos(ctx.control, names)).map(openHostPipe);
+      for (const name of names) await publishStaged(ctx.control, name);
+
       const log = await StepLog.open(request.logPath);
-      const result = await supervise({
-        argv: [
-          'nsenter', '-t', String(leader), '-a', '--',
-          'systemd-run', '--quiet', '--wait', '--pipe', '--collect', '--service-type=exec', `--unit=${unit}`,
-          `--working-directory=${SOURCE_MOUNT}`, ...envArgs, '--', ...wrapperCommand(ctx.usePerl, files),
-        ],
-        env: {},
-        log,
-        onOutput: request.onOutput,
-        timeoutMs: request.timeoutMs,
-        signal: request.signal,
-        label: `systemd-run ${unit} in ${ctx.plan.machine}`,
+      const [out, err, statusPipe] = pipes as [HostPipe, HostPipe, HostPipe];
+      for (const [pipe, stream] of [[out, 'stdout'], [err, 'stderr']] as const) {
+        pipe.socket.on('data', (chunk: Buffer) => {
+          log.write(stream, chunk);
+          request.onOutput?.(stream, chunk);
+          if (log.congested()) {
+            pipe.socket.pause();
+            void log.drained().then(() => pipe.socket.resume());
+          }
+        });
+      }
+      let statusText = '';
+      statusPipe.socket.on('data', (chunk: Buffer) => {
+        if (statusText.length < MAX_STATUS_BYTES) statusText += chunk.toString('utf8');
       });
-      if (result.timedOut || result.aborted) {
-        // The unit keeps running without its client: stopping the container is what stops the step.
-        log.note(`${result.timedOut ? `timed out after ${request.timeoutMs} ms` : 'aborted'}: container stopped`);
+
+      let timedOut = false;
+      let aborted = false;
+      let timer: NodeJS.Timeout | undefined;
+      let onAbort: (() => void) | undefined;
+      const interrupted = new Promise<void>((resolve) => {
+        if (request.timeoutMs > 0) timer = setTimeout(() => ((timedOut = true), resolve()), request.timeoutMs);
+        onAbort = () => ((aborted = true), resolve());
+        if (request.signal?.aborted) onAbort();
+        else request.signal?.addEventListener('abort', onAbort, { once: true });
+      });
+      const done = until(`done ${token}`);
+      try {
+        await agent.input.write(`${token} ${unit} ${ctx.usePerl ? '/usr/bin/perl' : '/bin/sh'}\n`);
+        await Promise.race([done, interrupted]);
+      } catch {
+        // the container stopped meanwhile (the pipe is closed): reported below as a missing status
+      }
+      clearTimeout(timer);
+      if (onAbort) request.signal?.removeEventListener('abort', onAbort);
+      waiters.delete(`done ${token}`);
+      if (timedOut || aborted) {
+        // The unit keeps running without the agent's attention: stopping the container is what stops the step.
+        log.note(`${timedOut ? `timed out after ${request.timeoutMs} ms` : 'aborted'}: container stopped`);
         await container.stop(KILL_GRACE_MS);
       }
-      const status = await readStepStatus(files.status);
+      for (const pipe of pipes) pipe.release();
+      // A process the container keeps holding a pipe open must not hold up the run.
+      await Promise.race([Promise.all(pipes.map((p) => p.ended)), sleep(DRAIN_MS)]);
+      for (const pipe of pipes) pipe.socket.destroy();
+      for (const name of [...names, `${token}.sh`, `${token}.wrap`]) await unpublish(ctx.control, name);
       await log.close();
-      await copyLogToJournal(leader, unit, request.logPath, stopped);
-      return stepResult(result, status, log.tail(), 'systemd-run');
+
+      const base = { timedOut, aborted, durationMs: Date.now() - started, tail: log.tail() };
+      const status = parseStatus(statusText);
+      if (timedOut || aborted) return { ...base, exitCode: null, signal: status?.signal ?? null };
+      if (status) return { ...base, exitCode: status.exitCode, signal: status.signal };
+      const why = stopped ? `container ${ctx.plan.machine} stopped before the step finished` : `the step's unit ${unit} ended without a status`;
+      const detail = base.tail.slice(-5).join(' | ');
+      return { ...base, exitCode: null, signal: null, infrastructureError: `${why}${detail ? `: ${detail}` : ''}` };
     },
   };
   return container;
 }
 
-/** The step's output also goes into the container's journal, tagged with the unit name, next to its lifecycle. */
-async function copyLogToJournal(leader: number, unit: string, logPath: string, stopped: boolean): Promise<void> {
-  if (stopped) return;
-  const lines = createInterface({ input: createReadStream(logPath) });
-  const input = new PassThrough();
-  const pump = (async () => {
-    for await (const line of lines) input.write(`${line.replace(/^\S+ (out|err)\| /, '')}\n`);
-    input.end();
-  })();
-  await run(['nsenter', '-t', String(leader), '-a', '--', 'systemd-cat', `--identifier=${unit}`], { input, timeoutMs: 30_000 });
-  await pump;
-}
-
-async function journalctl(dir: string, extra: string[]): Promise<string> {
-  const out = await run(['journalctl', `--directory=${dir}`, '--no-pager', '-q', ...extra], { timeoutMs: 60_000 });
-  return out.stdout;
+/** Runs journalctl on a disarmed journal directory, keeping at most MAX_QUERY_BYTES of its output. */
+function journalctl(dir: string, extra: string[], toFile?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const out = toFile ? openSync(toFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644) : 'pipe';
+    const child = spawn('journalctl', [`--directory=${dir}`, '--no-pager', '-q', ...extra], { stdio: ['ignore', out, 'ignore'] });
+    if (typeof out === 'number') closeSync(out);
+    let text = '';
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.length > MAX_QUERY_BYTES) child.kill('SIGKILL');
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const registration = resources.add(`journalctl ${dir} (pid ${child.pid ?? '?'})`, () => void child.kill('SIGKILL'));
+    const finish = () => {
+      clearTimeout(timer);
+      void registration.release().then(() => resolve(text.slice(0, MAX_QUERY_BYTES)));
+    };
+    child.once('error', finish);
+    child.once('close', finish);
+  });
 }
 
 /** Exports the journal to `journal.txt` and summarises errors and coredumps. */
 export async function summariseJournal(journalDir: string, outputRoot: string): Promise<JournalSummary> {
   const textPath = join(dirname(journalDir), 'journal.txt');
-  await writeFile(textPath, await journalctl(journalDir, ['-o', 'short-iso']));
+  // Written by the container: only regular files and directories stay, without setuid bits, before the host reads it.
+  await disarmTree(journalDir, { regularOnly: true });
+  await journalctl(journalDir, ['-o', 'short-iso'], textPath);
   const errors = (await journalctl(journalDir, ['-o', 'short-iso', '-p', 'err'])).split('\n').filter((l) => l && !l.startsWith('-- ') && !OWN_MOUNT_NOISE.test(l));
   const coredumps = (await journalctl(journalDir, ['-o', 'cat', `MESSAGE_ID=${COREDUMP_MESSAGE_ID}`]))
     .split('\n')

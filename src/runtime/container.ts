@@ -16,11 +16,12 @@ import { machineName, type NspawnPlan } from './args.js';
 import { validateBinds } from './binds.js';
 import { bootContainer, summariseJournal, type BootedContainer } from './boot.js';
 import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDir, gcCgroups } from './cgroup.js';
+import { createControlDir } from './control.js';
+import { disarmTree } from './disarm.js';
 import { execStep } from './exec.js';
 import { prepareCellRoot, type CellRoot } from './root.js';
 import { chooseStrategy } from './strategy.js';
 import type { Container, ContainerOptions, HostInfo } from './types.js';
-import { PERL_WRAPPER, SH_WRAPPER } from './wrapper.js';
 
 const execFileAsync = promisify(execFile);
 const RUN_DIR = 'run';
@@ -82,21 +83,26 @@ function imageHasPerl(root: string): boolean {
 
 export async function openContainer(opts: ContainerOptions): Promise<Container> {
   const host = detectHost();
+  if (opts.boot && opts.privateUsers && !host.systemdIsPid1) {
+    // Measured: the container's systemd cannot create its init.scope in a cgroup the host's root owns, and without a
+    // host manager nothing delegates one to the picked uid range, so it exits at once.
+    throw new InfraError(
+      `cell ${opts.cellId}: boot: true with private-users: true needs systemd as the host's PID 1 (to delegate a cgroup to the container's users); this host's PID 1 is not systemd: drop one of the two`,
+    );
+  }
   const strategy = await chooseStrategy(opts.root, host, opts.strategy, { privateUsers: opts.privateUsers });
   const machine = machineName(opts.cellId, processToken, ++machineCounter);
   const binds = opts.stateDir && opts.outputDir ? validateBinds(opts.binds, { stateDir: opts.stateDir, outputDir: opts.outputDir }) : opts.binds;
 
   const scratch = join(opts.scratchDir, machine);
   const scratchEntry = resources.add(`container scratch ${scratch}`, () => rm(scratch, { recursive: true, force: true }));
-  const controlDir = join(scratch, 'control');
   const sourceUpperDir = join(scratch, 'src');
   const artifactsDir = join(opts.cellOutputDir, 'artifacts');
   const journalDir = opts.boot ? join(opts.cellOutputDir, 'journal') : undefined;
-  for (const dir of [controlDir, sourceUpperDir, artifactsDir, ...(journalDir ? [journalDir] : [])]) {
+  for (const dir of [sourceUpperDir, artifactsDir, ...(journalDir ? [journalDir] : [])]) {
     await mkdir(dir, { recursive: true });
   }
-  await writeFile(join(controlDir, 'wrap.pl'), PERL_WRAPPER);
-  await writeFile(join(controlDir, 'wrap.sh'), SH_WRAPPER);
+  const control = await createControlDir(scratch);
 
   let cellRoot: CellRoot;
   try {
@@ -130,7 +136,7 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
     sourceUpperDir: opts.sourceMode === 'overlay' ? sourceUpperDir : undefined,
     sourceCopyDir,
     artifactsDir,
-    controlDir,
+    controlDir: control.shared,
     journalDir,
     binds,
     network: opts.network,
@@ -149,7 +155,15 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
     if (opts.boot) {
       const cgroup = await createContainerCgroup(host, machine);
       if (cgroup) bootCgroupEntry = resources.add(`cgroup ${machine}`, () => cgroup.destroy());
-      booted = await bootContainer({ plan, controlDir, usePerl, noSeccomp, cgroup, consoleLogPath: join(opts.cellOutputDir, 'console.log') });
+      booted = await bootContainer({
+        plan,
+        control,
+        agentUnitPath: join(scratch, 'nsmatrix-agent.service'),
+        usePerl,
+        noSeccomp,
+        cgroup,
+        consoleLogPath: join(opts.cellOutputDir, 'console.log'),
+      });
     }
   } catch (error) {
     await bootCgroupEntry?.release();
@@ -162,13 +176,18 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
   return {
     machine,
     strategy,
-    exec: (request) => (booted ? booted.exec(request) : execStep({ plan, controlDir, usePerl, noSeccomp }, request)),
+    exec: (request) => (booted ? booted.exec(request) : execStep({ plan, control, usePerl, noSeccomp }, request)),
     close: () =>
       (closing ??= (async () => {
         try {
+          if (booted) {
+            await booted.stop();
+            await bootCgroupEntry?.release();
+          }
+          // Nothing of the container runs any more: what it wrote to host directories is disarmed before anyone uses it.
+          await disarmTree(artifactsDir);
+          if (opts.sourceMode === 'rw') await disarmTree(opts.sourceDir);
           if (!booted) return {};
-          await booted.stop();
-          await bootCgroupEntry?.release();
           return { journal: await summariseJournal(journalDir!, opts.outputDir ?? dirname(opts.cellOutputDir)) };
         } finally {
           await bootCgroupEntry?.release();

@@ -2,59 +2,66 @@
  * Exec mode: every step is its own systemd-nspawn invocation over the cell's copy-on-write root. The step script
  * and a wrapper live in the control directory; the wrapper's status file is the step's exact fate.
  */
-import { chown, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { resources } from '../lib/resources.js';
 import { buildNspawnArgs, CONTROL_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
 import { createContainerCgroup } from './cgroup.js';
+import { controlToken, publishFile, readContainerFile, type ControlDir } from './control.js';
 import { StepLog } from './log.js';
 import { supervise, type SuperviseResult } from './supervise.js';
 import type { ExecRequest, ExecResult } from './types.js';
-import { parseStatus, STATUS_ROOM, type StepStatus } from './wrapper.js';
+import { parseStatus, PERL_WRAPPER, SH_WRAPPER, STATUS_ROOM, type StepStatus } from './wrapper.js';
 
+/** A step's files in the control directory, named `<token>.<ext>` with a token no earlier step could guess. */
 export interface StepFiles {
+  token: string;
   /** Host paths. */
-  script: string;
   status: string;
   /** The same files as the container sees them. */
-  inContainer: { script: string; status: string };
+  inContainer: { script: string; wrapper: string; status: string };
 }
 
-export function stepFiles(controlDir: string, index: number): StepFiles {
-  const base = `step-${String(index + 1).padStart(2, '0')}`;
+export function stepToken(index: number): string {
+  return controlToken(`step-${String(index + 1).padStart(2, '0')}`);
+}
+
+export function stepFiles(control: ControlDir, token: string): StepFiles {
+  const inContainer = (ext: string) => `${CONTROL_MOUNT}/${token}.${ext}`;
   return {
-    script: join(controlDir, `${base}.sh`),
-    status: join(controlDir, `${base}.status`),
-    inContainer: { script: `${CONTROL_MOUNT}/${base}.sh`, status: `${CONTROL_MOUNT}/${base}.status` },
+    token,
+    status: join(control.shared, `${token}.status`),
+    inContainer: { script: inContainer('sh'), wrapper: inContainer('wrap'), status: inContainer('status') },
   };
 }
 
 /** The argv that runs a step script through the wrapper inside the container. */
-export function wrapperCommand(usePerl: boolean, files: StepFiles): string[] {
-  return usePerl
-    ? ['/usr/bin/perl', `${CONTROL_MOUNT}/wrap.pl`, files.inContainer.script, files.inContainer.status]
-    : ['/bin/sh', `${CONTROL_MOUNT}/wrap.sh`, files.inContainer.script, files.inContainer.status];
+export function wrapperCommand(usePerl: boolean, files: StepFiles, statusPath = files.inContainer.status): string[] {
+  return [usePerl ? '/usr/bin/perl' : '/bin/sh', files.inContainer.wrapper, files.inContainer.script, statusPath];
 }
 
-export async function prepareStep(controlDir: string, request: ExecRequest): Promise<StepFiles> {
-  const files = stepFiles(controlDir, request.index);
-  await rm(files.status, { force: true });
+export function scriptText(script: string): string {
+  return script.endsWith('\n') ? script : `${script}\n`;
+}
+
+/** Publishes the script and the wrapper (fresh for every step: an earlier step may have replaced the last one). */
+export async function publishStepCode(control: ControlDir, token: string, script: string, usePerl: boolean): Promise<void> {
+  await publishFile(control, `${token}.sh`, scriptText(script), 0o755);
+  await publishFile(control, `${token}.wrap`, usePerl ? PERL_WRAPPER : SH_WRAPPER, 0o644);
+}
+
+export async function prepareStep(control: ControlDir, request: ExecRequest, usePerl: boolean): Promise<StepFiles> {
+  const files = stepFiles(control, stepToken(request.index));
   // The status file gets its room now: a step that fills the disk must still be able to record its fate (the
-  // wrapper overwrites this padding in place; parseStatus ignores trailing blanks). Owned like the control dir,
-  // so that a private-users container can write it.
-  await writeFile(files.status, `${' '.repeat(STATUS_ROOM)}\n`, { mode: 0o644 });
-  const owner = await stat(controlDir);
-  await chown(files.status, owner.uid, owner.gid);
-  await writeFile(files.script, request.script.endsWith('\n') ? request.script : `${request.script}\n`, { mode: 0o755 });
+  // wrapper overwrites this padding in place; parseStatus ignores trailing blanks).
+  await publishFile(control, `${files.token}.status`, `${' '.repeat(STATUS_ROOM)}\n`, 0o644);
+  await publishStepCode(control, files.token, request.script, usePerl);
   return files;
 }
 
+/** A status file is container-written: read without following links, and only its first bytes. */
 export async function readStepStatus(path: string): Promise<StepStatus | null> {
-  try {
-    return parseStatus(await readFile(path, 'utf8'));
-  } catch {
-    return null;
-  }
+  const text = await readContainerFile(path, 4096);
+  return text === null ? null : parseStatus(text);
 }
 
 /** Turns a process outcome and the status file into the step's result. */
@@ -70,13 +77,13 @@ export function stepResult(run: SuperviseResult, status: StepStatus | null, tail
 export interface ExecContext {
   /** Everything but the command; `command` is filled per step. */
   plan: Omit<NspawnPlan, 'command'>;
-  controlDir: string;
+  control: ControlDir;
   usePerl: boolean;
   noSeccomp: boolean;
 }
 
 export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<ExecResult> {
-  const files = await prepareStep(ctx.controlDir, request);
+  const files = await prepareStep(ctx.control, request, ctx.usePerl);
   const argv = [
     ctx.plan.host.nspawnPath ?? 'systemd-nspawn',
     ...buildNspawnArgs({

@@ -1,3 +1,4 @@
+import { AGENT_INIT_ARGS } from '../../src/runtime/agent.js';
 import { describe, expect, it } from 'vitest';
 import { fakeHost } from '../helpers/host-info.js';
 import { UsageError } from '../../src/errors.js';
@@ -105,6 +106,14 @@ describe('buildNspawnArgs', () => {
     expect(args).not.toContain('--as-pid2');
     expect(args).toContain('--bind=/out/cell/journal:/var/log/journal');
     expect(args[args.length - 1]).toBe('--');
+  });
+
+  it('binds the boot agent unit read-only and asks init to start it; exec mode has neither', () => {
+    const boot = buildNspawnArgs(plan({ boot: true, agentUnit: '/state/run/1-x/m/nsmatrix-agent.service', command: AGENT_INIT_ARGS }));
+    expect(boot).toContain('--bind-ro=/state/run/1-x/m/nsmatrix-agent.service:/run/systemd/system/nsmatrix-agent.service');
+    expect(boot.slice(boot.indexOf('--'))).toEqual(['--', 'systemd.wants=nsmatrix-agent.service']);
+    const exec = buildNspawnArgs(plan({ agentUnit: '/state/run/1-x/m/nsmatrix-agent.service' }));
+    expect(exec.some((a) => a.includes('nsmatrix-agent'))).toBe(false);
   });
 
   it('idmaps every bind for private users and binds a copy of the source instead of an overlay', () => {

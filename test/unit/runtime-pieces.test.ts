@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { OWN_MOUNT_NOISE } from '../../src/runtime/boot.js';
 import { cgroupHierarchies } from '../../src/runtime/cgroup.js';
-import { stepResult, wrapperCommand, stepFiles } from '../../src/runtime/exec.js';
+import { stepFiles, stepResult, stepToken, wrapperCommand } from '../../src/runtime/exec.js';
 import { formatLogLine, isNspawnNoise, StepLog, TAIL_LINES } from '../../src/runtime/log.js';
 import { parseStrategy, pickStrategy, isBtrfsSubvolume } from '../../src/runtime/strategy.js';
 import { parseStatus, signalName } from '../../src/runtime/wrapper.js';
@@ -53,10 +53,22 @@ describe('status files', () => {
   });
 
   it('runs steps through perl when the image has it, else through sh', () => {
-    const files = stepFiles('/ctl', 2);
-    expect(files.script).toBe('/ctl/step-03.sh');
-    expect(wrapperCommand(true, files)).toEqual(['/usr/bin/perl', '/run/nsmatrix/wrap.pl', '/run/nsmatrix/step-03.sh', '/run/nsmatrix/step-03.status']);
+    const files = stepFiles({ shared: '/ctl', staging: '/ctl-staging' }, 'step-03-0123456789abcdef');
+    expect(files.status).toBe('/ctl/step-03-0123456789abcdef.status');
+    expect(wrapperCommand(true, files)).toEqual([
+      '/usr/bin/perl',
+      '/run/nsmatrix/step-03-0123456789abcdef.wrap',
+      '/run/nsmatrix/step-03-0123456789abcdef.sh',
+      '/run/nsmatrix/step-03-0123456789abcdef.status',
+    ]);
     expect(wrapperCommand(false, files)[0]).toBe('/bin/sh');
+  });
+
+  it('names step files with a token a step cannot guess', () => {
+    const a = stepToken(2);
+    const b = stepToken(2);
+    expect(a).toMatch(/^step-03-[0-9a-f]{16}$/);
+    expect(a).not.toBe(b);
   });
 });
 

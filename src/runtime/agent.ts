@@ -1,0 +1,49 @@
+/**
+ * The boot-mode step agent: a small shell service nsmatrix places in every booted container, so that the host
+ * never runs a program of the container itself. The container's systemd starts it (`systemd.wants=` on init's
+ * command line, the unit file bound read-only); it waits for the boot to finish, then starts each step the host
+ * asks for as a transient unit with `systemd-run --wait --pipe`, its output teed to the host's pipes and to the
+ * journal. Everything it runs runs inside the container, with the container's capabilities, seccomp filter and
+ * cgroup. The host talks to it through FIFOs it created and opened before the container existed:
+ *   agent.in   host -> agent: `<token> <unit> <interpreter>` per step
+ *   agent.out  agent -> host: `ready <system state>` once, then `done <token>` per step
+ * and per step `<token>.out`, `<token>.err` and `<token>.status` (FIFOs too; the host holds their read ends).
+ * The agent holds both open from its start, so a step that replaces their names changes nothing. A step can lie to
+ * the agent or kill it; that only spoils its own cell (the host's clock still ends the step).
+ */
+import { AGENT_UNIT_MOUNT, CONTROL_MOUNT, SOURCE_MOUNT } from './args.js';
+
+export const AGENT_UNIT_NAME = AGENT_UNIT_MOUNT.slice(AGENT_UNIT_MOUNT.lastIndexOf('/') + 1);
+/** Init's command line in a container doubles as the kernel command line: this pulls the agent into the boot. */
+export const AGENT_INIT_ARGS = [`systemd.wants=${AGENT_UNIT_NAME}`];
+export const AGENT_INTERPRETERS = ['/usr/bin/perl', '/bin/sh'] as const;
+
+export const AGENT_UNIT = `[Unit]
+Description=nsmatrix step agent
+
+[Service]
+Type=simple
+ExecStart=/bin/sh ${CONTROL_MOUNT}/agent.sh
+`;
+
+export const AGENT_SCRIPT = `d=${CONTROL_MOUNT}
+exec 3< "$d/agent.in" 5>> "$d/agent.out"
+state=$(systemctl is-system-running --wait 2>/dev/null)
+echo "ready \${state:-unknown}" >&5
+while read -r token unit interpreter <&3; do
+  case "$token$unit" in *[!A-Za-z0-9-]*|'') continue ;; esac
+  case "$interpreter" in ${AGENT_INTERPRETERS.join('|')}) ;; *) continue ;; esac
+  ( systemd-run --quiet --wait --pipe --collect --service-type=exec --unit="$unit" --working-directory=${SOURCE_MOUNT} \\
+      -- "$interpreter" "$d/$token.wrap" "$d/$token.sh" "$d/$token.status" 2>&1 >&4 4>&- \\
+      | tee "$d/$token.err" | systemd-cat --identifier="$unit" --priority=err ) 4>&1 \\
+    | tee "$d/$token.out" | systemd-cat --identifier="$unit"
+  echo "done $token" >&5
+done
+`;
+
+/** Environment for a boot-mode step: exported by the script itself (the agent passes none). */
+export function exportLines(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([name, value]) => `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`)
+    .join('');
+}
