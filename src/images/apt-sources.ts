@@ -1,6 +1,7 @@
 /** The host's apt sources (deb822 `.sources` files and one-line `sources.list`), parsed purely. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mirrorUrlProblem } from '../matrix/schema.js';
 
 export interface AptSource {
   types: string[];
@@ -43,7 +44,8 @@ export function parseDeb822Sources(text: string): AptSource[] {
 export function parseOneLineSources(text: string): AptSource[] {
   const result: AptSource[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*$/, '').replace(/\[[^\]]*\]/, ' ').trim();
+    // Options come right after the type; a "[" anywhere else is part of a field (and makes its URI invalid).
+    const line = raw.replace(/#.*$/, '').trim().replace(/^(\S+)\s+\[[^\]]*\]/, '$1 ');
     const [type, uri, suite, ...components] = line.split(/\s+/);
     if (!type || !uri || !suite || (type !== 'deb' && type !== 'deb-src')) continue;
     result.push({ types: [type], uris: [uri], suites: [suite], components });
@@ -75,14 +77,21 @@ export function readHostAptSources(root = '/etc/apt'): AptSource[] {
   return sources;
 }
 
+/** A source's URI as a mirror: without trailing slashes, and only when it is a mirror URL `mirror:` would accept. */
+function mirrorOf(source: AptSource): string | undefined {
+  const uri = source.uris[0]?.replace(/\/+$/, '');
+  return uri !== undefined && mirrorUrlProblem(uri) === undefined ? uri : undefined;
+}
+
 /**
  * The distribution's main archive among the host's sources: a `deb` source whose suites are not security or
- * updates pockets. The security archive is the one whose suites end in `-security` (or `/updates`).
+ * updates pockets. The security archive is the one whose suites end in `-security` (or `/updates`). Sources whose
+ * URI is no valid mirror URL (cdrom:, tor+http:, anything that would change the image's sources lines) are skipped.
  */
 export function pickMirrors(sources: AptSource[]): { main?: string; security?: string } {
-  const debs = sources.filter((s) => s.types.includes('deb'));
+  const debs = sources.filter((s) => s.types.includes('deb') && mirrorOf(s) !== undefined);
   const isSecurity = (s: AptSource) => s.suites.some((x) => /-security$|\/updates$/.test(x));
   const main = debs.find((s) => !isSecurity(s) && s.suites.some((x) => !x.includes('-')));
   const security = debs.find(isSecurity);
-  return { main: main?.uris[0]?.replace(/\/+$/, ''), security: security?.uris[0]?.replace(/\/+$/, '') };
+  return { main: main && mirrorOf(main), security: security && mirrorOf(security) };
 }

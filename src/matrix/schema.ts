@@ -62,6 +62,34 @@ export function bindProblem(text: string): string | undefined {
   return undefined;
 }
 
+export const MIRROR_URL_MAX = 1000;
+// RFC 3986's characters minus what apt's one-line format gives a meaning to: "[" "]" (options), "#" (a comment),
+// '"' (quoting), whitespace (the next field); and minus "?" and the backslash, which no archive path needs.
+const MIRROR_CHARS_RE = /^[A-Za-z0-9\-._~%!$&'()*+,;=:@/]*$/;
+
+/**
+ * Syntax of a Debian/Ubuntu mirror URL (`mirror:` or the host's apt sources); undefined when fine. The URL becomes
+ * one field of an apt sources line: anything that could start another field, option or line is refused.
+ */
+export function mirrorUrlProblem(url: string): string | undefined {
+  const scheme = /^(https?|file):\/\//.exec(url);
+  if (!scheme) return 'expected an http://, https:// or file:// URL';
+  if (url.length > MIRROR_URL_MAX) return `a mirror URL longer than ${MIRROR_URL_MAX} characters`;
+  if (/[\s\u0000-\u001f\u007f-\u009f]/u.test(url)) return 'a mirror URL must not contain spaces, newlines or control characters';
+  if (/[[\]]/.test(url)) return 'a mirror URL must not contain "[" or "]" (apt options)';
+  const bad = [...url].find((char) => !MIRROR_CHARS_RE.test(char));
+  if (bad !== undefined) return `a mirror URL must not contain ${JSON.stringify(bad)}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'not a valid URL';
+  }
+  // The WHATWG parser takes `http:///x` for host "x": look at the text itself.
+  if (scheme[1] === 'file') return url.startsWith('file:///') && parsed.host === '' ? undefined : 'expected file:///PATH (no host)';
+  return /^https?:\/\/[^/]/.test(url) && parsed.hostname !== '' ? undefined : 'the URL names no host';
+}
+
 // The shape only (the images stage checks names and digests fully): no scheme, no spaces, no `..`.
 const OCI_REF_RE = /^(?!.*(:\/\/|\.\.|\/\/))[a-z0-9][a-z0-9.:_/-]*[a-z0-9](:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$/;
 const IMAGE_CHARSET_RE = /^[A-Za-z0-9._:/@+-]+$/;
@@ -95,7 +123,13 @@ export const imageSpecSchema = z
   .strictObject({
     packages: z.array(packageSchema).optional(),
     setup: z.string().optional(),
-    mirror: z.string().regex(/^(https?|file):\/\//, { error: 'expected an http(s):// or file:// URL' }).optional(),
+    mirror: z
+      .string()
+      .superRefine((url, ctx) => {
+        const problem = mirrorUrlProblem(url);
+        if (problem) ctx.addIssue({ code: 'custom', message: `invalid mirror ${show(url)}: ${problem}` });
+      })
+      .optional(),
     pull: pullSchema.optional(),
     path: z.string().regex(/^\//, { error: 'expected an absolute path' }).optional(),
     machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'invalid machine name' }).optional(),

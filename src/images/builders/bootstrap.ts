@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InfraError } from '../../errors.js';
+import { mirrorUrlProblem } from '../../matrix/schema.js';
 import { pickMirrors, readHostAptSources } from '../apt-sources.js';
 import { runLogged } from '../process.js';
 import { resolveSuite } from '../suites.js';
@@ -77,7 +78,12 @@ export function availableBootstrapTool(): BootstrapTool {
 
 /** Mirror and security archive: `mirror:` wins; else the host's apt sources (Debian) or the Ubuntu archive. */
 export function chooseMirrors(distro: string, mirror: string | undefined): { mirror: string; securityMirror?: string } {
-  if (mirror) return { mirror: mirror.replace(/\/+$/, '') };
+  if (mirror) {
+    // The matrix schema checked it already; the image spec may come from elsewhere.
+    const problem = mirrorUrlProblem(mirror);
+    if (problem) throw new InfraError(`invalid mirror ${JSON.stringify(mirror)}: ${problem}`);
+    return { mirror: mirror.replace(/\/+$/, '') };
+  }
   if (distro === 'ubuntu') return { mirror: DEFAULT_UBUNTU_MIRROR, securityMirror: DEFAULT_UBUNTU_MIRROR };
   const host = pickMirrors(readHostAptSources());
   if (!host.main) {
