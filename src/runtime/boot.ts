@@ -19,6 +19,7 @@ import { makeStagedFifos, publishFile, publishStaged, unpublish, type ControlDir
 import { disarmTree } from './disarm.js';
 import { publishStepCode, stepToken } from './exec.js';
 import { StepLog } from './log.js';
+import { recordNspawnPid } from './orphans.js';
 import { cgroupWrappedArgv, KILL_GRACE_MS, stopChild } from './supervise.js';
 import type { ExecRequest, ExecResult } from './types.js';
 import { parseStatus } from './wrapper.js';
@@ -120,6 +121,7 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
+  recordNspawnPid(dirname(ctx.control.shared), child.pid);
   child.stdout!.on('data', (c: Buffer) => consoleLog.write('stdout', c));
   child.stderr!.on('data', (c: Buffer) => consoleLog.write('stderr', c));
   const exited = new Promise<number | null>((resolve) => {

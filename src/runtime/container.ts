@@ -19,6 +19,7 @@ import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDi
 import { createControlDir } from './control.js';
 import { disarmTree } from './disarm.js';
 import { execStep } from './exec.js';
+import { killRecordedNspawns } from './orphans.js';
 import { prepareCellRoot, type CellRoot } from './root.js';
 import { chooseStrategy } from './strategy.js';
 import type { Container, ContainerOptions, HostInfo } from './types.js';
@@ -60,8 +61,11 @@ export async function gcRuntime(stateDir: string, host: HostInfo = detectHost(),
     const dir = join(runRoot, name);
     const owner = Number((await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => '')).trim() || name.split('-')[0]);
     if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) continue;
-    // A run killed with SIGKILL leaves its containers running: stop them before removing their scratch.
+    // A run killed with SIGKILL leaves its containers running: stop them before removing their scratch. Its own
+    // record of nspawn processes works on every host; the cgroups exist only where PID 1 is not systemd.
     for (const machine of (await readdir(dir)).filter((n) => n.startsWith('nsm-'))) {
+      if ((await killRecordedNspawns(join(dir, machine))) > 0) removed.push(`containers of ${join(dir, machine)}`);
+      if (host.systemdIsPid1) continue;
       for (const hierarchy of cgroupHierarchies(host.cgroupLayout)) {
         const cgroup = join(hierarchy, CGROUP_GROUP, machine);
         if (existsSync(cgroup)) {
@@ -73,7 +77,7 @@ export async function gcRuntime(stateDir: string, host: HostInfo = detectHost(),
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
   }
-  removed.push(...(await gcCgroups(host, undefined, options.cgroupMinAgeMs)));
+  if (!host.systemdIsPid1) removed.push(...(await gcCgroups(host, undefined, options.cgroupMinAgeMs)));
   return removed;
 }
 

@@ -2,7 +2,7 @@
  * Exec mode: every step is its own systemd-nspawn invocation over the cell's copy-on-write root. The step script
  * and a wrapper live in the control directory; the wrapper's status file is the step's exact fate.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { resources } from '../lib/resources.js';
 import { buildNspawnArgs, CONTROL_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
 import { createContainerCgroup } from './cgroup.js';
@@ -106,6 +106,7 @@ export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<
       timeoutMs: request.timeoutMs,
       signal: request.signal,
       label: `systemd-nspawn ${ctx.plan.machine} step ${request.index + 1}`,
+      recordIn: dirname(ctx.control.shared),
     });
     if (run.timedOut) log.note(`timed out after ${request.timeoutMs} ms: container stopped`);
     if (run.aborted) log.note('aborted: container stopped');

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { resources } from '../lib/resources.js';
 import type { ContainerCgroup } from './cgroup.js';
+import { recordNspawnPid } from './orphans.js';
 import { withoutNspawnNoise, type StepLog } from './log.js';
 
 export const KILL_GRACE_MS = 5_000;
@@ -25,6 +26,8 @@ export interface SuperviseRequest {
   signal?: AbortSignal;
   /** Attach the terminal (interactive shell). */
   inheritStdio?: boolean;
+  /** The container's scratch directory: the nspawn pid is recorded there for `gc` (orphans.ts). */
+  recordIn?: string;
   label: string;
   graceMs?: number;
 }
@@ -64,6 +67,7 @@ export async function supervise(request: SuperviseRequest): Promise<SuperviseRes
     // Its own process group: a terminal's Ctrl-C reaches nsmatrix, which stops containers in order.
     detached: !request.inheritStdio,
   });
+  if (request.recordIn) recordNspawnPid(request.recordIn, child.pid);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => resolve({ code, signal }));
     child.once('error', () => resolve({ code: null, signal: null }));
