@@ -3,7 +3,8 @@
  * unpacked. Pure. Policy:
  * - refused: absolute member names, `..` components, hard links whose target is absolute or climbs with `..`,
  *   any member (or hard-link target) whose path passes through a symlink member (the "symlink out, then write
- *   through it" attack), member types other than file, directory, symlink, hard link, device, fifo;
+ *   through it" attack), hard links to a symlink member (the same attack under a second name), member types
+ *   other than file, directory, symlink, hard link, device, fifo;
  * - neutralised: character and block devices are deleted right after unpacking (nspawn provides /dev);
  * - kept: setuid/setgid bits (a root filesystem needs them; the store is 0700 so host users cannot reach them).
  */
@@ -74,6 +75,9 @@ export function auditTarEntries(entries: TarEntry[]): TarAudit {
       const target = normaliseMember(entry.linkTarget);
       if (target.startsWith('/') || climbs(target)) refused.push(`${entry.name}: hard link to ${entry.linkTarget} outside the tree`);
       else if (throughSymlink(target)) refused.push(`${entry.name}: hard link through the symlink ${throughSymlink(target)}`);
+      // A hard link to a symlink member is a second symlink under a name the checks above do not know: members
+      // written through it would leave the tree.
+      else if (symlinks.has(target)) refused.push(`${entry.name}: hard link to the symlink ${entry.linkTarget}`);
     }
     if (entry.type === 'c' || entry.type === 'b') devices.push(name);
     else if (!['-', 'd', 'l', 'h', 'p'].includes(entry.type)) refused.push(`${entry.name}: unsupported member type "${entry.type}"`);
