@@ -21,7 +21,8 @@ export class BuildLog {
   }
 
   private write(text: string): void {
-    appendFileSync(this.path, text);
+    // 0600 like everything in the state directory (the mode applies when the file is created).
+    appendFileSync(this.path, text, { mode: 0o600 });
   }
 
   text(): string {

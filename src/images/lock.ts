@@ -3,6 +3,7 @@
  * killed, the pipe closes, the child exits and the kernel drops the lock. No stale lock files to reason about.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { InfraError } from '../errors.js';
 import { resources } from '../lib/resources.js';
@@ -41,6 +42,12 @@ export function tryKeyLock(stateDir: string, key: string): Promise<KeyLock | und
 
 function lockKey(stateDir: string, key: string, options: LockOptions): Promise<KeyLock | undefined> {
   const file = lockPath(stateDir, key);
+  // Made 0600 here rather than by flock(1), which would create it 0644 (like everything in the state directory).
+  try {
+    closeSync(openSync(file, 'a', 0o600));
+  } catch {
+    // flock(1) below says what is wrong with the path
+  }
   const mode = [options.shared ? '-s' : '-x', ...(options.nonBlocking ? ['-n', '-E', '75'] : [])];
   // -o: the lock descriptor is not passed to the command, so killing flock alone releases it.
   const child = spawn('flock', [...mode, '-o', file, 'sh', '-c', 'echo locked; exec cat'], {

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { KeyInputs } from './key.js';
+import { securePrivateState } from '../lib/private-dir.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/nsmatrix';
 
@@ -44,9 +45,9 @@ export const storePaths = (stateDir: string) => ({
 });
 
 export function ensureStore(stateDir: string): void {
-  // 0700: image trees keep their setuid binaries, so host users must not reach them (like /var/lib/machines).
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  for (const dir of Object.values(storePaths(stateDir))) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // 0700, also when it existed looser: image trees keep their setuid binaries, so host users must not reach them
+  // (like /var/lib/machines). securePrivateState makes every directory of storePaths() and `run/`.
+  securePrivateState(stateDir);
 }
 
 export const imageDir = (stateDir: string, key: string): string => {

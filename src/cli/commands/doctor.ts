@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { ExitCode } from '../../errors.js';
 import { resolveStateDir } from '../../images/index.js';
 import { detectHost } from '../../lib/host.js';
+import { PRIVATE_DIR_MODE, stateModeProblems, type ModeProblem } from '../../lib/private-dir.js';
 import { CGROUP_GROUP, cgroupHierarchies } from '../../runtime/cgroup.js';
 import type { HostInfo } from '../../runtime/types.js';
 
@@ -25,8 +26,12 @@ export interface DoctorFacts {
   cgroupsWritable: boolean | null;
   stateDir: string;
   stateDirWritable: boolean;
+  /** Parts of an existing state directory other users can reach (they must be 0700, files 0600). */
+  stateModes?: ModeProblem[];
   freeBytes: number | null;
 }
+
+const octal = (mode: number) => `0${(mode & 0o7777).toString(8)}`;
 
 const GiB = 1024 ** 3;
 
@@ -65,6 +70,17 @@ export function doctorChecks(f: DoctorFacts): Check[] {
   tool(['xmllint'], 'validates JUnit reports in CI', 'apt-get install libxml2-utils');
 
   add(f.stateDirWritable ? 'ok' : 'FAIL', 'state dir', `${f.stateDir} ${f.stateDirWritable ? 'is writable' : 'is not writable'}`, 'pass --state-dir DIR or run as root');
+  if (f.stateModes && f.stateModes.length > 0) {
+    const dirs = f.stateModes.filter((p) => p.want === PRIVATE_DIR_MODE).map((p) => p.path);
+    const files = f.stateModes.filter((p) => p.want !== PRIVATE_DIR_MODE).map((p) => p.path);
+    const fix = [dirs.length ? `chmod 700 ${dirs.join(' ')}` : '', files.length ? `chmod 600 ${files.join(' ')}` : ''].filter(Boolean).join(' && ');
+    add(
+      'FAIL',
+      'state dir modes',
+      `other users can reach ${f.stateModes.map((p) => `${p.path} (${octal(p.mode)})`).join(', ')}: image trees and cell roots hold setuid-root binaries`,
+      `${fix} (every nsmatrix run and shell also does this before starting containers)`,
+    );
+  } else if (f.stateModes) add('ok', 'state dir modes', `${f.stateDir} and what nsmatrix keeps in it are private (0700, files 0600)`);
   if (f.freeBytes === null) add('warn', 'free space', `cannot measure free space at ${f.stateDir}`);
   else {
     const gib = f.freeBytes / GiB;
@@ -130,6 +146,7 @@ export async function gatherFacts(stateDirFlag?: string): Promise<DoctorFacts> {
     cgroupsWritable: host.isRoot ? await canCreateCgroups(host) : false,
     stateDir,
     stateDirWritable,
+    ...(existsSync(stateDir) ? { stateModes: stateModeProblems(stateDir) } : {}),
     freeBytes,
   };
 }
