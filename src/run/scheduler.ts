@@ -3,8 +3,10 @@
  * runs cells on a p-queue bounded by --jobs and max-parallel, applies fail-fast and interrupts through one abort
  * signal, and turns everything into events and the final RunResult.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, realpath, rm } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
+import { createExclusive } from '../lib/private-dir.js';
 import PQueue from 'p-queue';
 import type { Cell, MatrixModel } from '../matrix/types.js';
 import type { ProvisionedImage } from '../images/types.js';
@@ -62,6 +64,48 @@ export interface RunOptions {
 }
 
 const INTERRUPTED = 'interrupted';
+
+/**
+ * Written (exclusive create) into every cell directory nsmatrix makes: only a directory carrying it is ever
+ * replaced by a later run, so a user's own directory that happens to have a cell's name is never deleted.
+ */
+export const CELL_MARKER = '.nsmatrix-cell';
+
+/** Why `<outputDir>/<cellId>` cannot be (re)made by this run, or undefined. Does not follow symlinks. */
+export function cellDirProblem(outputDir: string, cellId: string): string | undefined {
+  const dir = join(outputDir, cellId);
+  let st;
+  try {
+    st = lstatSync(dir, { throwIfNoEntry: false });
+  } catch (error) {
+    return `cannot use ${dir}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  }
+  if (!st) return undefined;
+  if (!st.isDirectory()) return `${dir} exists and is not a directory nsmatrix made: refusing to replace it (move it away or choose another --output)`;
+  if (!lstatSync(join(dir, CELL_MARKER), { throwIfNoEntry: false })?.isFile()) {
+    return `${dir} exists and was not made by nsmatrix (no ${CELL_MARKER} in it): refusing to replace it (move it away or choose another --output)`;
+  }
+  return undefined;
+}
+
+/**
+ * A fresh cell directory with its marker and `artifacts/`: an earlier run's directory (marked) is removed first,
+ * without following any symlink a step left in it (fs.rm lstat()s every entry and unlinks symlinks). Throws when
+ * the directory is not nsmatrix's or the artifacts directory is not where it must be.
+ */
+async function prepareCellDir(outputDir: string, cellId: string): Promise<void> {
+  const dir = join(outputDir, cellId);
+  const problem = cellDirProblem(outputDir, cellId);
+  if (problem) throw new Error(problem);
+  // A rerun into the same output directory replaces this cell's old logs instead of mixing with them.
+  if (await lstat(dir).then(() => true, () => false)) await rm(dir, { recursive: true, force: true });
+  await mkdir(dir); // not recursive: outputDir exists, and EEXIST here means someone raced us
+  if (!createExclusive(join(dir, CELL_MARKER))) throw new Error(`${dir}: ${CELL_MARKER} appeared while the directory was being made`);
+  const artifacts = join(dir, 'artifacts');
+  await mkdir(artifacts);
+  // The artifacts directory is bound read-write into the container: it must be exactly this new directory.
+  if ((await realpath(artifacts)) !== artifacts) throw new Error(`${artifacts} is not a plain directory under the output directory`);
+}
 
 export function cellOutcome(steps: StepResult[], extra: { infrastructureError?: string; cancelled?: string }): CellOutcome {
   if (extra.infrastructureError !== undefined) return 'error';
@@ -121,7 +165,16 @@ export async function runMatrix(options: RunOptions): Promise<RunResult> {
   const results = new Map<string, CellResult>();
 
   const runOne = async (cell: Cell): Promise<void> => {
-    const result = await runCell(cell, images.get(cell.image)!, runSignal, options);
+    const startedAt = new Date();
+    let result: CellResult;
+    try {
+      result = await runCell(cell, images.get(cell.image)!, runSignal, options);
+    } catch (error) {
+      // An exception in one cell (a stage that throws, a file system error) is that cell's error, never the
+      // end of the run: the other cells go on and the reports are written.
+      const message = `internal error in this cell: ${(error as Error)?.message ?? String(error)}`;
+      result = cellResultOf(cell, options, startedAt)({ outcome: 'error', infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: the cell failed')) });
+    }
     results.set(cell.id, result);
     events.emit({ type: 'cell-end', cell, result });
     if (options.failFast && cellBlocksRun(result) && !failFast.signal.aborted) {
@@ -150,9 +203,8 @@ export async function runMatrix(options: RunOptions): Promise<RunResult> {
   return result;
 }
 
-async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, signal: AbortSignal, options: RunOptions): Promise<CellResult> {
-  const startedAt = new Date();
-  const cellDir = cell.id;
+/** A cell's result from the fields its outcome sets; the rest (identity, paths, timing) is the same for every outcome. */
+function cellResultOf(cell: Cell, options: RunOptions, startedAt: Date) {
   const base: Omit<CellResult, 'outcome' | 'steps' | 'durationMs'> = {
     id: cell.id,
     position: options.positions.get(cell.id) ?? -1,
@@ -161,15 +213,20 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
     values: cell.values,
     continueOnError: cell.continueOnError,
     startedAt: startedAt.toISOString(),
-    outputDir: cellDir,
-    artifactsDir: join(cellDir, 'artifacts'),
+    outputDir: cell.id,
+    artifactsDir: join(cell.id, 'artifacts'),
     rerun: rerunCommand(options.fileArg, cell),
   };
-  const finish = (fields: Partial<CellResult> & Pick<CellResult, 'outcome' | 'steps'>): CellResult => ({
+  return (fields: Partial<CellResult> & Pick<CellResult, 'outcome' | 'steps'>): CellResult => ({
     ...base,
     ...fields,
     durationMs: Date.now() - startedAt.getTime(),
   });
+}
+
+async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, signal: AbortSignal, options: RunOptions): Promise<CellResult> {
+  const cellDir = cell.id;
+  const finish = cellResultOf(cell, options, new Date());
 
   if (signal.aborted) {
     const reason = reasonText(signal);
@@ -178,9 +235,12 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
   options.events.emit({ type: 'cell-start', cell });
 
   const absCellDir = join(options.outputDir, cellDir);
-  // A rerun into the same output directory replaces this cell's old logs instead of mixing with them.
-  await rm(absCellDir, { recursive: true, force: true });
-  await mkdir(join(absCellDir, 'artifacts'), { recursive: true });
+  try {
+    await prepareCellDir(options.outputDir, cellDir);
+  } catch (error) {
+    const message = `cannot make the cell's output directory: ${(error as Error).message}`;
+    return finish({ outcome: 'error', infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no output directory')) });
+  }
 
   let image: ProvisionedImage;
   try {

@@ -1,9 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunEvents, type RunEvent } from '../../src/run/events.js';
 import { runMatrix, cellOutcome, type RunOptions } from '../../src/run/scheduler.js';
+import type { RunResult } from '../../src/run/result.js';
+import { writeReports } from '../../src/cli/reporting.js';
+import type { Reporter } from '../../reporters/types.js';
 import { detectHost } from '../../src/lib/host.js';
 import { openHostContainer } from '../helpers/host-container.js';
 import { makeCell, makeModel, makeStep } from '../helpers/model.js';
@@ -145,5 +148,111 @@ describe('cellOutcome', () => {
     expect(cellOutcome([failed], { cancelled: 'x' })).toBe('failed');
     expect(cellOutcome([skipped], {})).toBe('skipped');
     expect(cellOutcome([skipped], { cancelled: 'y' })).toBe('cancelled');
+  });
+});
+
+/** What marks a cell directory as nsmatrix's own (src/run/scheduler.ts CELL_MARKER; spelt out so that the test
+ * means the same against any version of the scheduler). */
+const CELL_MARKER = '.nsmatrix-cell';
+
+/** A reporter that records what it is given, like the file reporters do. */
+function recordingReporter(): Reporter & { events: RunEvent[]; results: RunResult[] } {
+  const events: RunEvent[] = [];
+  const results: RunResult[] = [];
+  return {
+    name: 'recording',
+    events,
+    results,
+    onEvent: (e) => events.push(e),
+    onRunEnd: (result, context) => {
+      results.push(result);
+      const path = join(context.outputDir, 'recorded.json');
+      writeFileSync(path, JSON.stringify(result));
+      return [path];
+    },
+  };
+}
+
+describe('an exception inside one cell', () => {
+  const cells = () => [makeCell('a', [makeStep(0, 's', 'true')]), makeCell('boom', [makeStep(0, 's', 'true')]), makeCell('c', [makeStep(0, 's', 'true')])];
+
+  it.each(['openContainer', 'exec', 'close', 'cellEnvironment'] as const)('%s throwing is that cell\'s error; other cells run and the reporters get everything', async (where) => {
+    const { options: o, events } = options(cells(), { jobs: 1 });
+    const reporter = recordingReporter();
+    o.events.on((e) => reporter.onEvent!(e));
+    const real = o.stages;
+    o.stages = {
+      ...real,
+      openContainer: async (opts) => {
+        if (opts.cellId === 'boom' && where === 'openContainer') throw new TypeError('openContainer exploded');
+        const container = await real.openContainer(opts);
+        if (opts.cellId !== 'boom') return container;
+        return {
+          ...container,
+          exec: where === 'exec' ? () => Promise.reject(new Error('exec exploded')) : container.exec,
+          close: where === 'close' ? () => Promise.reject(new Error('close exploded')) : container.close,
+        };
+      },
+      cellEnvironment: (cell) => {
+        if (cell.id === 'boom' && where === 'cellEnvironment') throw new Error('cellEnvironment exploded');
+        return real.cellEnvironment(cell);
+      },
+    };
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => [c.id, c.outcome])).toEqual([
+      ['a', 'passed'],
+      ['boom', 'error'],
+      ['c', 'passed'],
+    ]);
+    expect(result.cells[1]!.infrastructureError).toMatch(new RegExp(`${where} exploded`));
+    expect(result.outcome).toBe('error');
+    expect(events.filter((e) => e.type === 'cell-end')).toHaveLength(3);
+    expect(events.at(-1)?.type).toBe('run-end');
+
+    const written = await writeReports([{ reporter }], result, o.outputDir);
+    expect(written).toEqual([join(o.outputDir, 'recorded.json')]);
+    expect(reporter.results).toHaveLength(1);
+    expect(reporter.events.some((e) => e.type === 'run-end')).toBe(true);
+    const recorded = JSON.parse(readFileSync(written[0]!, 'utf8')) as RunResult;
+    expect(recorded.cells.map((c) => c.outcome)).toEqual(['passed', 'error', 'passed']);
+  });
+});
+
+describe('cell directories', () => {
+  it("never removes a directory of a cell's name that nsmatrix did not make; replaces one it made", async () => {
+    const cells = [makeCell('mine', [makeStep(0, 's', 'echo new')]), makeCell('ours', [makeStep(0, 's', 'echo new')])];
+    const { options: o } = options(cells);
+    // The user's own directory that happens to carry a cell's id.
+    mkdirSync(join(o.outputDir, 'mine'));
+    writeFileSync(join(o.outputDir, 'mine', 'thesis.tex'), 'years of work');
+    // An earlier run's cell directory (marked), with an old log.
+    mkdirSync(join(o.outputDir, 'ours'));
+    writeFileSync(join(o.outputDir, 'ours', CELL_MARKER), '');
+    writeFileSync(join(o.outputDir, 'ours', 'old.log'), 'old');
+
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['error', 'passed']);
+    expect(result.cells[0]!.infrastructureError).toMatch(/was not made by nsmatrix/);
+    expect(readdirSync(join(o.outputDir, 'mine'))).toEqual(['thesis.tex']);
+    expect(readFileSync(join(o.outputDir, 'mine', 'thesis.tex'), 'utf8')).toBe('years of work');
+    expect(existsSync(join(o.outputDir, 'ours', 'old.log'))).toBe(false);
+    expect(existsSync(join(o.outputDir, 'ours', CELL_MARKER))).toBe(true);
+  });
+
+  it('refuses a symlink in place of a cell directory and never follows symlinks a step left in a marked one', async () => {
+    const precious = mkdtempSync(join(tmpdir(), 'nsm-precious-'));
+    dirs.push(precious);
+    writeFileSync(join(precious, 'keep'), 'x');
+    const cells = [makeCell('linked', [makeStep(0, 's', 'true')]), makeCell('marked', [makeStep(0, 's', 'true')])];
+    const { options: o } = options(cells);
+    symlinkSync(precious, join(o.outputDir, 'linked'));
+    mkdirSync(join(o.outputDir, 'marked', 'artifacts'), { recursive: true });
+    writeFileSync(join(o.outputDir, 'marked', CELL_MARKER), '');
+    symlinkSync(precious, join(o.outputDir, 'marked', 'artifacts', 'escape'));
+
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['error', 'passed']);
+    expect(readdirSync(precious)).toEqual(['keep']);
+    expect(existsSync(join(o.outputDir, 'marked', 'artifacts', 'escape'))).toBe(false);
   });
 });
