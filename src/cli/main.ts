@@ -4,6 +4,7 @@
  * lazily so that `nsmatrix --version` and `--help` stay close to the cost of starting node.
  * Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.
  */
+import { UsageError } from '../errors.js';
 import { toolVersion } from '../lib/version.js';
 
 const USAGE = 2;
@@ -38,6 +39,7 @@ function lazy(load: () => Promise<Handler>): (argv: Record<string, unknown>) => 
   return async (argv) => {
     let code: number;
     try {
+      checkPathFlags(argv);
       const handler = await load();
       code = await handler(argv);
     } catch (error) {
@@ -45,6 +47,22 @@ function lazy(load: () => Promise<Handler>): (argv: Record<string, unknown>) => 
     }
     process.exitCode = code;
   };
+}
+
+/**
+ * Path flags given once, not empty: yargs turns a repeated string flag into an array, which would otherwise
+ * reach path functions and end as an internal error. (Checked here rather than in a yargs `coerce`, whose
+ * errors yargs rewraps so that they lose their kind.)
+ */
+function checkPathFlags(argv: Record<string, unknown>): void {
+  for (const flag of ['output', 'state-dir']) {
+    const value = argv[flag];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) {
+      throw new UsageError(`nsmatrix: --${flag} given ${value.length} times (${value.map(String).join(', ')}): give it once`);
+    }
+    if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`nsmatrix: --${flag} needs a directory, got "${String(value)}"`);
+  }
 }
 
 const stateDirOption = {

@@ -4,16 +4,19 @@
  * one forces), the output directory, and releasing every registered resource however the run ends.
  */
 import { availableParallelism } from 'node:os';
-import { resolve, relative } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { relative } from 'node:path';
+import { realOrResolved } from '../../lib/host-paths.js';
 import { InfraError, UsageError } from '../../errors.js';
 import { detectHost } from '../../lib/host.js';
 import { resources } from '../../lib/resources.js';
 import { findMatrixFile, loadMatrix, expandMatrix, selectCells, parseShard, cellEnvironment } from '../../matrix/index.js';
 import { imageRequestFor, provisionImage, resolveStateDir, gcImages } from '../../images/index.js';
-import { openContainer, validateBinds, gcRuntime, createRunScratch } from '../../runtime/index.js';
+import { openContainer, gcRuntime, createRunScratch } from '../../runtime/index.js';
+import { checkMatrixHostPaths } from '../../runtime/binds.js';
 import { RunEvents } from '../../run/events.js';
-import { runMatrix } from '../../run/scheduler.js';
+import { cellDirProblem, runMatrix } from '../../run/scheduler.js';
+import { securePrivateState } from '../../lib/private-dir.js';
+import { checkOutputDir, checkStateDir, prepareOutputDir, stateDirLabel } from '../../lib/run-paths.js';
 import { exitCodeFor } from '../../run/merge.js';
 import type { Container, EphemeralStrategy } from '../../runtime/types.js';
 import type { Cell } from '../../matrix/types.js';
@@ -69,8 +72,8 @@ export default async function run(argv: Record<string, unknown>): Promise<number
   const args = argv as unknown as RunArgs;
   if (args.jobs !== undefined && (!Number.isInteger(args.jobs) || args.jobs < 1)) throw new UsageError(`nsmatrix: --jobs must be a whole number >= 1, got ${String(args.jobs)}`);
   const file = findMatrixFile(process.cwd(), args.file);
-  const model = await loadMatrix(file);
-  const all = expandMatrix(model, { maxCells: args['max-cells'] });
+  const loaded = await loadMatrix(file);
+  const all = expandMatrix(loaded, { maxCells: args['max-cells'] });
   const shard = args.shard === undefined ? undefined : parseShard(args.shard);
   const cells = selectCells(all, { filter: args.filter, ...(args.shard !== undefined ? { shard: args.shard } : {}) });
   const shellOnFailure = args['shell-on-failure'];
@@ -78,9 +81,16 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     throw new UsageError('nsmatrix: --shell-on-failure needs a terminal on stdin and stdout');
   }
   const reporters = await createReporters(args.reporter);
-  const outputDir = resolve(args.output);
   const stateDir = resolveStateDir(args['state-dir']);
-  validateBinds(model.bind, { stateDir, outputDir });
+  checkStateDir(stateDir, stateDirLabel(args['state-dir'], stateDir));
+  const requestedOutput = checkOutputDir(args.output, stateDir);
+  // Every host path the containers will see, checked (and resolved through symlinks) before anything starts.
+  const model = checkMatrixHostPaths(loaded, { stateDir, outputDir: requestedOutput });
+  // A cell directory that is not nsmatrix's own is never replaced: refuse before anything starts.
+  for (const cell of cells) {
+    const problem = cellDirProblem(realOrResolved(requestedOutput), cell.id);
+    if (problem) throw new UsageError(`nsmatrix: --output ${args.output}: ${problem}`);
+  }
   if (cells.length === 0) {
     process.stderr.write('nsmatrix: no cell matches the selection (--filter/--shard): nothing to run\n');
     return 0;
@@ -104,7 +114,10 @@ export default async function run(argv: Record<string, unknown>): Promise<number
   process.on('SIGHUP', onSignal);
 
   try {
-    await mkdir(outputDir, { recursive: true });
+    // The state directory and its run/ are private (0700) before any container can leave a setuid binary there,
+    // also when an older nsmatrix or a user made them world-readable.
+    securePrivateState(stateDir, stateDirLabel(args['state-dir'], stateDir));
+    const outputDir = prepareOutputDir(requestedOutput, args.output);
     await lockOutputDir(outputDir);
     // Whatever a crashed or killed earlier run left behind is repaired before this one starts.
     await gcRuntime(stateDir);

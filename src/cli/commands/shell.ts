@@ -10,6 +10,9 @@ import { provisionImage, resolveStateDir } from '../../images/index.js';
 import { detectHost } from '../../lib/host.js';
 import { resources } from '../../lib/resources.js';
 import { createRunScratch, openContainer, parseBind, validateBinds } from '../../runtime/index.js';
+import { sourceProblem } from '../../runtime/binds.js';
+import { securePrivateState } from '../../lib/private-dir.js';
+import { checkStateDir, stateDirLabel } from '../../lib/run-paths.js';
 
 export interface ShellArgs {
   image: string;
@@ -40,7 +43,15 @@ export default async function shell(args: ShellArgs): Promise<number> {
   if (!host.isRoot) throw new InfraError('nsmatrix shell needs root to start containers: run it with sudo');
   if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
   const stateDir = resolveStateDir(args.stateDir);
-  const binds = args.bind.map((b) => parseBind(b, `--bind ${b}`));
+  const stateLabel = stateDirLabel(args.stateDir, stateDir);
+  checkStateDir(stateDir, stateLabel);
+  const binds = args.bind.map((b) => parseBind(b, `nsmatrix: --bind ${b}`));
+  // The shell's "output" (its log) lives in the run scratch, inside the state directory: guarding the state
+  // directory guards it. The current directory is the overlay source at /src: never /, nor one holding the state.
+  const guard = { stateDir, outputDir: join(stateDir, 'run') };
+  const checkedBinds = validateBinds(binds, guard, (index) => `nsmatrix: --bind ${args.bind[index]}: `);
+  const source = sourceProblem(process.cwd(), 'overlay', guard);
+  if (source) throw new UsageError(`nsmatrix: the current directory is mounted at /src: ${source}`);
 
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -48,6 +59,8 @@ export default async function shell(args: ShellArgs): Promise<number> {
   process.on('SIGHUP', onSignal);
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   try {
+    // Private (0700) before any container can leave a setuid binary in the run scratch.
+    securePrivateState(stateDir, stateLabel);
     const image = await provisionImage(
       { name: args.image, spec: { packages: [] }, packages: [...new Set(args.packages)] },
       { stateDir, signal: controller.signal, onProgress: (line) => process.stderr.write(`${line}\n`) },
@@ -64,7 +77,7 @@ export default async function shell(args: ShellArgs): Promise<number> {
       network: args.network,
       privateUsers: false,
       boot: false,
-      binds: validateBinds(binds, { stateDir, outputDir: cellOutputDir }),
+      binds: checkedBinds,
       nspawnExtra: [],
       env: interactive && process.env.TERM ? { TERM: process.env.TERM } : {},
       interactive,

@@ -1,7 +1,8 @@
 /** `path:` and `machine:` bases: an existing directory used read-only in place, keyed by a cheap fingerprint. */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InfraError } from '../../errors.js';
+import { InfraError, UsageError } from '../../errors.js';
+import { pseudoFilesystemOf } from '../../lib/host-paths.js';
 import type { BaseBuilder } from './types.js';
 
 export const MACHINES_DIR = '/var/lib/machines';
@@ -24,7 +25,25 @@ export function checkRootDirectory(label: string, path: string): void {
   if (!usr?.isDirectory()) throw new InfraError(`${label} ${path} does not look like a root filesystem (no usr/)`);
 }
 
-function inPlaceBuilder(kind: string, label: string, path: string): BaseBuilder {
+/**
+ * The directory a container will run on, resolved through symlinks: never the host's own root (the container
+ * would see and, with some strategies, write the whole host) nor a kernel interface. Returns the real path.
+ */
+export function refuseHostRoot(label: string, path: string): string {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return path; // checkRootDirectory says what is wrong
+  }
+  if (real === '/') throw new UsageError(`nsmatrix: ${label} ${path}: refusing to use the host's root directory as an image`);
+  const pseudo = pseudoFilesystemOf(real);
+  if (pseudo) throw new UsageError(`nsmatrix: ${label} ${path}: refusing to use a directory in ${pseudo} as an image`);
+  return real;
+}
+
+function inPlaceBuilder(kind: string, label: string, given: string): BaseBuilder {
+  const path = refuseHostRoot(label, given);
   checkRootDirectory(label, path);
   return {
     kind,
