@@ -26,10 +26,36 @@ export function palette(enabled: boolean): Palette {
   };
 }
 
-/** Makes untrusted step output safe to print on a terminal: no escape sequences, no control characters. */
+/**
+ * What must never reach a terminal raw: C0 controls (ESC, CR, LF, TAB, BS...), DEL, C1 controls (CSI is U+009B),
+ * the Unicode line and paragraph separators, and the bidirectional controls that reorder what is shown.
+ */
+const UNPRINTABLE_RE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+const escapeChar = (char: string): string => {
+  const short = SHORT_ESCAPES[char];
+  if (short !== undefined) return short;
+  const code = char.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+};
+
+/**
+ * The sanitiser for every string a user controls (matrix, image, cell and step names, paths, values) before it
+ * is shown on the terminal: every control character, newlines included, becomes a visible escape (`\n`, `\x1b`).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE_RE, escapeChar);
+}
+
+/**
+ * Step and build output, error messages: escape sequences are dropped (they are formatting), then everything
+ * `printable` escapes except tabs, which are part of the text. A line shown stays one line.
+ */
 export function terminalSafe(line: string): string {
   return line
     .replace(/\u001b\][^\u0007\u001b]*(\u0007|\u001b\\)?/g, '')
     .replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '')
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    .replace(UNPRINTABLE_RE, (char) => (char === '\t' ? char : escapeChar(char)));
 }

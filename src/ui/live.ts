@@ -8,7 +8,7 @@ import type { Cell } from '../matrix/types.js';
 import type { RunEvent } from '../run/events.js';
 import type { CellResult, RunResult } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
-import type { Palette } from './colors.js';
+import { printable, terminalSafe, type Palette } from './colors.js';
 import { failureDetails, summaryTable, totals } from './summary.js';
 
 interface Pending {
@@ -50,7 +50,11 @@ export function createLiveView(options: { write: (text: string) => void; colors:
   });
 
   const start = (images: string[], cells: Cell[]) => {
-    const tasks = [...images.map((image) => waitFor(`image:${image}`, `image ${image}`)), ...cells.map((cell) => waitFor(`cell:${cell.id}`, cell.name))];
+    // Labels are what the user named: printable, like every other string a task title or error shows.
+    const tasks = [
+      ...images.map((image) => waitFor(`image:${image}`, `image ${printable(image)}`)),
+      ...cells.map((cell) => waitFor(`cell:${cell.id}`, printable(cell.name))),
+    ];
     const list = new Listr(tasks as never, { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false } as never });
     rendering = list.run().catch(() => undefined);
     ticker = setInterval(() => pending.forEach(refresh), 1000);
@@ -67,7 +71,7 @@ export function createLiveView(options: { write: (text: string) => void; colors:
     else if (result.outcome === 'cancelled') {
       p.task?.skip(`${p.label} — cancelled`);
       p.settle();
-    } else p.settle(new Error(`${cell.name}: ${result.outcome}`));
+    } else p.settle(new Error(`${p.label}: ${result.outcome}`));
   };
 
   return {
@@ -88,14 +92,14 @@ export function createLiveView(options: { write: (text: string) => void; colors:
         }
         case 'image-progress': {
           const p = pending.get(`image:${event.image}`);
-          if (p?.task) p.task.output = event.line.slice(0, 200);
+          if (p?.task) p.task.output = printable(terminalSafe(event.line)).slice(0, 200);
           break;
         }
         case 'image-end': {
           const p = pending.get(`image:${event.image}`);
           if (!p) break;
           if (p.task) p.task.title = `${p.label} — ${event.error ? 'failed' : event.cached ? 'cached' : `built ${formatDuration(event.durationMs)}`}`;
-          p.settle(event.error ? new Error(event.error) : undefined);
+          p.settle(event.error ? new Error(terminalSafe(event.error)) : undefined);
           break;
         }
         case 'cell-start': {
@@ -106,7 +110,7 @@ export function createLiveView(options: { write: (text: string) => void; colors:
         }
         case 'step-start': {
           const p = pending.get(`cell:${event.cell.id}`);
-          if (p) p.step = `${event.name}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`;
+          if (p) p.step = `${printable(event.name)}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`;
           refresh(p);
           break;
         }

@@ -1,7 +1,7 @@
 /** The end-of-run summary: cells by steps with pass/fail/skip and times, and what to do about failures. */
 import type { CellResult, RunResult, StepResult } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
-import { terminalSafe, type Palette } from './colors.js';
+import { printable, terminalSafe, type Palette } from './colors.js';
 
 export function stepSymbol(step: StepResult, c: Palette): string {
   switch (step.outcome) {
@@ -38,9 +38,9 @@ const pad = (text: string, width: number) => text + ' '.repeat(Math.max(0, width
 
 export function summaryTable(result: RunResult, c: Palette): string {
   const stepNames = result.matrix.stepNames;
-  const header = ['cell', ...stepNames, 'result', 'time'];
+  const header = ['cell', ...stepNames.map(printable), 'result', 'time'];
   const rows = result.cells.map((cell) => [
-    cell.name,
+    printable(cell.name),
     ...stepNames.map((_, i) => {
       const step = cell.steps[i];
       if (!step) return c.dim('-');
@@ -66,7 +66,7 @@ export function totals(result: RunResult): string {
 
 /** What a developer needs on a failure: the end of the failing log and the command that reruns the cell. */
 export function failureDetails(cell: CellResult, outputDir: string, c: Palette, lines = 20): string {
-  const out: string[] = [c.red(c.bold(`✖ ${cell.name}: ${cell.outcome}`))];
+  const out: string[] = [c.red(c.bold(`✖ ${printable(cell.name)}: ${cell.outcome}`))];
   if (cell.infrastructureError) out.push(`  ${terminalSafe(cell.infrastructureError)}`);
   for (const step of cell.steps) {
     if (step.outcome !== 'failed' && step.outcome !== 'timed-out') continue;
@@ -77,9 +77,9 @@ export function failureDetails(cell: CellResult, outputDir: string, c: Palette, 
       : last.signal
         ? `killed by ${last.signal}`
         : `exit status ${last.exitCode}`;
-    out.push(`  step "${step.name}": ${why}; log: ${outputDir}/${last.logPath}`);
+    out.push(`  step "${printable(step.name)}": ${why}; log: ${printable(`${outputDir}/${last.logPath}`)}`);
     for (const line of last.tail.slice(-lines)) out.push(c.dim('  | ') + terminalSafe(line));
   }
-  out.push(`  rerun: ${cell.rerun}`);
+  out.push(`  rerun: ${printable(cell.rerun)}`);
   return out.join('\n');
 }
