@@ -70,14 +70,24 @@ export function formatLogLine(at: Date, stream: StreamName, line: string): strin
 const NEWLINE = 0x0a;
 const EMPTY = Buffer.alloc(0);
 
+/** Could this stderr line be nspawn's noise? Checked on bytes, so ordinary lines are never decoded. */
+function mayBeNoise(line: Buffer): boolean {
+  return (line[0] === 0x41 /* A */ || line[0] === 0x43) /* C */ && NSPAWN_NOISE_HINTS.some((hint) => line.includes(hint));
+}
+
+/**
+ * Output is handled a read at a time, not a line at a time: every line of one read arrived at the same moment and
+ * gets the same timestamp, and the read becomes one buffer written once. Only the last TAIL_LINES lines are copied
+ * out (and decoded only when asked for), so a step printing short lines as fast as it can is not slowed by us.
+ */
 export class StepLog {
   private readonly pending: Record<StreamName, Buffer> = { stdout: EMPTY, stderr: EMPTY };
-  private readonly lastLines: string[] = [];
+  private readonly lastLines: Buffer[] = [];
   private constructor(private readonly out: WriteStream) {}
 
   static async open(path: string): Promise<StepLog> {
     await mkdir(dirname(path), { recursive: true });
-    const out = createWriteStream(path, { flags: 'w' });
+    const out = createWriteStream(path, { flags: 'w', highWaterMark: 1 << 20 });
     await new Promise<void>((resolve, reject) => {
       out.once('open', () => resolve());
       out.once('error', reject);
@@ -87,38 +97,63 @@ export class StepLog {
 
   /** Adds raw output; returns the chunk with nspawn's noise lines removed (for onOutput listeners). */
   write(stream: StreamName, chunk: Buffer): Buffer {
-    let data = this.pending[stream].length > 0 ? Buffer.concat([this.pending[stream], chunk]) : chunk;
+    let data = chunk;
+    const pending = this.pending[stream];
+    if (pending.length > 0) {
+      // Only the line the last read cut short is joined, not the whole read.
+      const newline = chunk.indexOf(NEWLINE);
+      const head = newline >= 0 ? newline + 1 : chunk.length;
+      this.pending[stream] = EMPTY;
+      const joined = Buffer.concat([pending, chunk.subarray(0, head)]);
+      const shownHead = this.write(stream, joined);
+      if (head === chunk.length) return shownHead === joined ? chunk : withoutNspawnNoise(chunk);
+      data = chunk.subarray(head);
+    }
+    // Kept lines as [start, end) pairs of `data`, the newline excluded.
+    const bounds: number[] = [];
     let filtered = false;
-    let newline: number;
-    while ((newline = data.indexOf(NEWLINE)) >= 0) {
-      const line = data.subarray(0, newline);
-      data = data.subarray(newline + 1);
-      if (stream === 'stderr' && isNspawnNoise(line.toString('utf8'))) {
-        filtered = true;
-        continue;
-      }
-      this.emitLine(stream, line);
+    let from = 0;
+    for (let newline = data.indexOf(NEWLINE); newline >= 0; newline = data.indexOf(NEWLINE, from)) {
+      const isNoise = stream === 'stderr' && mayBeNoise(data.subarray(from, newline)) && isNspawnNoise(data.toString('utf8', from, newline));
+      if (isNoise) filtered = true;
+      else bounds.push(from, newline);
+      from = newline + 1;
     }
-    if (data.length > MAX_PENDING) {
-      this.emitLine(stream, data);
-      data = EMPTY;
+    let rest = data.subarray(from);
+    if (rest.length > MAX_PENDING) {
+      bounds.push(from, data.length);
+      rest = EMPTY;
     }
+    this.emitLines(stream, data, bounds);
     // A copy: the rest must not pin the whole chunk it came from.
-    this.pending[stream] = data.length > 0 ? Buffer.from(data) : EMPTY;
+    this.pending[stream] = rest.length > 0 ? Buffer.from(rest) : EMPTY;
     return filtered ? withoutNspawnNoise(chunk) : chunk;
   }
 
   /** A line from nsmatrix itself (e.g. "timed out after 2.0s"), marked as stderr. */
   note(line: string): void {
-    this.emitLine('stderr', Buffer.from(`[nsmatrix] ${line}`));
+    const text = Buffer.from(`[nsmatrix] ${line}`);
+    this.emitLines('stderr', text, [0, text.length]);
   }
 
-  private emitLine(stream: StreamName, line: Buffer): void {
-    this.out.write(logPrefix(new Date(), stream));
-    this.out.write(line);
-    this.out.write('\n');
-    this.lastLines.push(line.toString('utf8'));
-    if (this.lastLines.length > TAIL_LINES) this.lastLines.shift();
+  private emitLines(stream: StreamName, data: Buffer, bounds: number[]): void {
+    const count = bounds.length / 2;
+    if (count === 0) return;
+    const prefix = Buffer.from(logPrefix(new Date(), stream));
+    let size = 0;
+    for (let i = 0; i < bounds.length; i += 2) size += bounds[i + 1]! - bounds[i]! + 1;
+    const block = Buffer.allocUnsafe(size + count * prefix.length);
+    let at = 0;
+    for (let i = 0; i < bounds.length; i += 2) {
+      at += prefix.copy(block, at);
+      at += data.copy(block, at, bounds[i]!, bounds[i + 1]!);
+      block[at++] = NEWLINE;
+    }
+    this.out.write(block);
+    for (let i = Math.max(0, count - TAIL_LINES) * 2; i < bounds.length; i += 2) {
+      this.lastLines.push(Buffer.from(data.subarray(bounds[i]!, bounds[i + 1]!)));
+    }
+    if (this.lastLines.length > TAIL_LINES) this.lastLines.splice(0, this.lastLines.length - TAIL_LINES);
   }
 
   /** The file is behind the producer: pause the source until `drained()`, or fast output piles up in memory. */
@@ -140,14 +175,14 @@ export class StepLog {
   }
 
   tail(): string[] {
-    return [...this.lastLines];
+    return this.lastLines.map((line) => line.toString('utf8'));
   }
 
   async close(): Promise<void> {
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = this.pending[stream];
       this.pending[stream] = EMPTY;
-      if (rest.length > 0 && !(stream === 'stderr' && isNspawnNoise(rest.toString('utf8')))) this.emitLine(stream, rest);
+      if (rest.length > 0 && !(stream === 'stderr' && isNspawnNoise(rest.toString('utf8')))) this.emitLines(stream, rest, [0, rest.length]);
     }
     await new Promise<void>((resolve) => this.out.end(resolve));
   }
