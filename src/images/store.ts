@@ -46,8 +46,9 @@ export const storePaths = (stateDir: string) => ({
 
 export function ensureStore(stateDir: string): void {
   // 0700, also when it existed looser: image trees keep their setuid binaries, so host users must not reach them
-  // (like /var/lib/machines). securePrivateState makes every directory of storePaths() and `run/`.
-  securePrivateState(stateDir);
+  // (like /var/lib/machines). securePrivateState makes every directory of storePaths() and `run/`; the commands
+  // that start containers (run, shell) have already refused a state directory holding other things.
+  securePrivateState(stateDir, `state directory ${stateDir}`, { foreign: 'keep-mode' });
 }
 
 export const imageDir = (stateDir: string, key: string): string => {

@@ -112,11 +112,19 @@ export function ensurePrivateDirectory(path: string, label: string): string {
  * The state directory and everything nsmatrix keeps directly in it (`run`, `images`, `tmp`, `locks`, `logs`)
  * exist and are 0700; lock files and build logs are 0600. Run at every start of a command that writes the state
  * directory, before any container starts. Returns the state directory's real path.
+ *
+ * Making a directory private changes it, so a typo like `--state-dir /usr` must not chmod a system directory: an
+ * existing directory that holds other things than nsmatrix state is refused (`foreign: 'refuse'`, the commands'
+ * choice), or used with only its nsmatrix subdirectories made private (`'keep-mode'`, for library callers whose
+ * users keep other things there; the subdirectories alone keep other users out).
  */
-export function securePrivateState(stateDir: string, label = `state directory ${stateDir}`): string {
+export function securePrivateState(stateDir: string, label = `state directory ${stateDir}`, options: { foreign?: 'refuse' | 'keep-mode' } = {}): string {
   if (realOrResolved(stateDir) === '/') throw new UsageError(`nsmatrix: ${label}: refusing to use the host's root directory as the state directory`);
-  refuseForeignDirectory(stateDir, label);
-  const real = ensurePrivateDirectory(stateDir, label);
+  const ours = holdsOnlyNsmatrixState(stateDir);
+  if (!ours && (options.foreign ?? 'refuse') === 'refuse') {
+    throw new UsageError(`nsmatrix: ${label}: ${resolve(stateDir)} holds other things than nsmatrix state: refusing to make it private (0700) and use it as the state directory`);
+  }
+  const real = ours ? ensurePrivateDirectory(stateDir, label) : ensureDirectory(stateDir, { mode: PRIVATE_DIR_MODE, label });
   for (const sub of STATE_SUBDIRS) ensurePrivateDirectory(join(real, sub), label);
   for (const sub of PRIVATE_FILE_DIRS) {
     const dir = join(real, sub);
@@ -131,22 +139,17 @@ export function securePrivateState(stateDir: string, label = `state directory ${
   return real;
 }
 
-/**
- * Making a directory private changes it: a typo like `--state-dir /usr` must not chmod 0700 a system directory.
- * An existing, non-empty directory is used only if it already holds something nsmatrix keeps there.
- */
-function refuseForeignDirectory(stateDir: string, label: string): void {
+/** Absent, empty, only what nsmatrix keeps there, or an image store: /var (tmp, run, lib, ...) is none of these. */
+function holdsOnlyNsmatrixState(stateDir: string): boolean {
   let names: string[];
   try {
-    if (!statSync(stateDir).isDirectory()) return; // reported by ensureDirectory
+    if (!statSync(stateDir).isDirectory()) return true; // reported by ensureDirectory
     names = readdirSync(stateDir);
   } catch {
-    return;
+    return true;
   }
-  // Every entry is one nsmatrix keeps there, or it has an image store: /var (tmp, run, ...) has neither.
   const ours: readonly string[] = STATE_SUBDIRS;
-  if (names.every((n) => ours.includes(n)) || names.includes('images')) return;
-  throw new UsageError(`nsmatrix: ${label}: ${resolve(stateDir)} holds other things than nsmatrix state: refusing to make it private (0700) and use it as the state directory`);
+  return names.every((n) => ours.includes(n)) || names.includes('images');
 }
 
 export interface ModeProblem {
