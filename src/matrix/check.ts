@@ -119,8 +119,7 @@ const NUL_MESSAGE = 'contains a NUL byte, which no environment variable, argumen
 
 /**
  * Every NUL byte in a key or a string of the file. Every string of a matrix file ends up in an environment
- * variable, an argv, a path or a script, none of which can hold one. Reported on their own (the loader stops at
- * them): a NUL byte also breaks most other checks of the same value, which would only repeat the news.
+ * variable, an argv, a path or a script, none of which can hold one.
  */
 export function nulByteProblems(data: unknown, map: SourceMap): Diagnostic[] {
   const problems: Diagnostic[] = [];

@@ -72,12 +72,14 @@ export function parseMatrix(text: string, file: string): MatrixModel {
     fail([...parsed.problems, { pos: map.valueAt([]), message: 'expected a mapping of keys (name, matrix, steps, ...)' }]);
   }
 
-  const nulBytes = nulByteProblems(data, map);
-  if (nulBytes.length > 0) fail([...parsed.problems, ...nulBytes]);
-  const problems = [...parsed.problems];
+  const checked: Diagnostic[] = [];
   const result = fileSchema.safeParse(data);
-  if (!result.success) for (const issue of result.error.issues) problems.push(...diagnoseIssue(issue, data, map));
-  problems.push(...crossCheck(data, map));
+  if (!result.success) for (const issue of result.error.issues) checked.push(...diagnoseIssue(issue, data, map));
+  checked.push(...crossCheck(data, map));
+  // A NUL byte breaks most checks of the value holding it: say it once, not again as an invalid name or bind.
+  const nulBytes = nulByteProblems(data, map);
+  const nulAt = new Set(nulBytes.map(({ pos }) => `${pos.line}:${pos.col}`));
+  const problems = [...parsed.problems, ...nulBytes, ...checked.filter(({ pos }) => !nulAt.has(`${pos.line}:${pos.col}`))];
   if (!result.success || problems.length > 0) fail(problems);
 
   const model = toModel(result.data!, file, map);

@@ -91,6 +91,21 @@ describe('NUL bytes in a matrix file', () => {
     ]);
   });
 
+  it('said once per value, and the other problems of the file are still reported with it', () => {
+    write(
+      'mixed.yaml',
+      'matrix:\n  image: [debian:bookworm, "debian:s\\0id"]\nbind: ["/a\\0:/b"]\nbogus: 1\nsteps:\n  - name: s\n    run: "true"\n    timeout: 5q\n',
+    );
+    const r = runCli(['validate', 'mixed.yaml'], { cwd: work });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([
+      `mixed.yaml:2:28: matrix.image[1]: ${NUL}`,
+      `mixed.yaml:3:8: bind[0]: ${NUL}`,
+      'mixed.yaml:4:1: unknown key "bogus"',
+      'mixed.yaml:8:14: steps[0].timeout: invalid duration "5q" (use e.g. 90s, 30m, 1h30m)',
+    ]);
+  });
+
   it('a NUL byte in a step env value or an include value alone is enough', () => {
     write('step-env.yaml', 'matrix:\n  image: [debian:bookworm]\nsteps:\n  - name: s\n    run: "true"\n    env: { A: "x\\0" }\n');
     write('include.yaml', 'matrix:\n  include:\n    - { image: debian:bookworm, v: "\\0" }\nsteps:\n  - name: s\n    run: "true"\n');
