@@ -46,6 +46,8 @@ export interface RunOptions {
   outputDir: string;
   /** Absolute: per-run scratch (overlay upper dirs) goes below it; the runtime removes what it creates. */
   scratchDir: string;
+  /** The state directory: given, the runtime checks each cell's binds against it and the output directory again. */
+  stateDir?: string;
   /** Matrix file path as the user wrote it, for rerun commands. */
   fileArg: string;
   jobs: number;
@@ -267,6 +269,7 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       privateUsers: options.model.privateUsers,
       boot: options.model.boot,
       binds: options.model.bind,
+      ...(options.stateDir ? { stateDir: options.stateDir, outputDir: options.outputDir } : {}),
       nspawnExtra: options.model.nspawn,
       env: options.stages.cellEnvironment(cell),
       ...(options.strategy ? { strategy: options.strategy } : {}),

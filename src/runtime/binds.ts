@@ -63,7 +63,8 @@ export function validateBinds(binds: BindSpec[], dirs: { stateDir: string; outpu
  */
 export function sourceProblem(sourceDir: string, mode: MatrixModel['source'], dirs: { stateDir: string; outputDir: string }): string | undefined {
   const problem = exposureProblem(realOrResolved(sourceDir), guarded(dirs), { readOnly: mode !== 'rw' });
-  return problem && `source: ${mode}: the source directory ${sourceDir}: ${problem}`;
+  const hint = mode === 'rw' && problem?.includes('output directory') ? ' (choose an --output outside it, or source: overlay)' : '';
+  return problem && `source: ${mode}: the source directory ${sourceDir}: ${problem}${hint}`;
 }
 
 /** A directory used as a container's root (`path:`, `machine:`): refused like a writable bind. */

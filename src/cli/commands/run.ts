@@ -137,6 +137,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       positions,
       outputDir,
       scratchDir: scratch.dir,
+      stateDir,
       fileArg: args.file ?? (relative(process.cwd(), file) || file),
       jobs: shellOnFailure ? 1 : (args.jobs ?? availableParallelism()),
       failFast: args['fail-fast'] ?? model.failFast,
