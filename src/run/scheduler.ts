@@ -205,9 +205,13 @@ export async function runMatrix(options: RunOptions): Promise<RunResult> {
   return result;
 }
 
+/** What a cell's outcome sets (named, not Partial<CellResult>: the result objects are loose, with an index signature). */
+type CellOutcomeFields = Pick<CellResult, 'outcome' | 'steps'> &
+  Partial<Pick<CellResult, 'imageKey' | 'strategy' | 'machine' | 'infrastructureError' | 'cancelReason' | 'journal'>>;
+
 /** A cell's result from the fields its outcome sets; the rest (identity, paths, timing) is the same for every outcome. */
 function cellResultOf(cell: Cell, options: RunOptions, startedAt: Date) {
-  const base: Omit<CellResult, 'outcome' | 'steps' | 'durationMs'> = {
+  const base = {
     id: cell.id,
     position: options.positions.get(cell.id) ?? -1,
     name: cell.name,
@@ -218,8 +222,8 @@ function cellResultOf(cell: Cell, options: RunOptions, startedAt: Date) {
     outputDir: cell.id,
     artifactsDir: join(cell.id, 'artifacts'),
     rerun: rerunCommand(options.fileArg, cell),
-  };
-  return (fields: Partial<CellResult> & Pick<CellResult, 'outcome' | 'steps'>): CellResult => ({
+  } satisfies Partial<CellResult>;
+  return (fields: CellOutcomeFields): CellResult => ({
     ...base,
     ...fields,
     durationMs: Date.now() - startedAt.getTime(),

@@ -155,10 +155,20 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       },
       ...(shellOnFailure ? { onCellFailed: openFailureShell } : {}),
     });
-    await terminal.finish(result);
+    // The reports are the run's record: a failing terminal view must not keep them from being written.
+    const shown = await Promise.resolve()
+      .then(() => terminal.finish(result))
+      .then(
+      () => true,
+      (error: unknown) => {
+        process.stderr.write(`nsmatrix: the terminal summary failed: ${(error as Error)?.message ?? String(error)}\n`);
+        return false;
+      },
+    );
     const written = await writeReports(reporters, result, outputDir);
     for (const path of written) process.stdout.write(`report: ${relative(process.cwd(), path) || path}\n`);
-    return exitCodeFor(result);
+    const code = exitCodeFor(result);
+    return shown || code === 130 ? code : Math.max(code, 3);
   } finally {
     // The handlers stay until cleanup is over: a signal arriving now must not kill the process half-way through it.
     const failures = await resources.releaseAll();
