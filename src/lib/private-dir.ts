@@ -126,6 +126,11 @@ export function securePrivateState(stateDir: string, label = `state directory ${
   }
   const real = ours ? ensurePrivateDirectory(stateDir, label) : ensureDirectory(stateDir, { mode: PRIVATE_DIR_MODE, label });
   for (const sub of STATE_SUBDIRS) ensurePrivateDirectory(join(real, sub), label);
+  // Mode 0700 keeps nobody out of a directory another user owns: they can chmod it back, or swap what is in it.
+  const [foreignOwner] = stateOwnerProblems(real);
+  if (foreignOwner && (options.foreign ?? 'refuse') === 'refuse') {
+    throw new UsageError(`nsmatrix: ${label}: ${foreignOwner.path} is owned by uid ${foreignOwner.uid}, not by this user: that user could replace what nsmatrix keeps there (chown it, or choose another state directory)`);
+  }
   for (const sub of PRIVATE_FILE_DIRS) {
     const dir = join(real, sub);
     for (const name of readdirSync(dir)) {
@@ -187,6 +192,15 @@ export function stateModeProblems(stateDir: string): ModeProblem[] {
     for (const name of names) check(join(dir, name), PRIVATE_FILE_MODE, 'file');
   }
   return problems;
+}
+
+/** The state directory and its subdirectories that another user owns (they could chmod or replace them). */
+export function stateOwnerProblems(stateDir: string): { path: string; uid: number }[] {
+  const me = process.getuid?.();
+  if (me === undefined) return [];
+  return [stateDir, ...STATE_SUBDIRS.map((sub) => join(stateDir, sub))]
+    .map((path) => ({ path, uid: lstatSync(path, { throwIfNoEntry: false })?.uid }))
+    .filter((p): p is { path: string; uid: number } => p.uid !== undefined && p.uid !== me);
 }
 
 /**

@@ -2,14 +2,14 @@
  * The path helpers of src/lib: directories made without Node's `mkdir -p` (which spins forever under /proc), the
  * state directory kept private at every start, the places no container and no --output may reach.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { exposureProblem, realOrResolved } from '../../src/lib/host-paths.js';
-import { createExclusive, ensureDirectory, securePrivateState, stateModeProblems } from '../../src/lib/private-dir.js';
+import { createExclusive, ensureDirectory, securePrivateState, stateModeProblems, stateOwnerProblems } from '../../src/lib/private-dir.js';
 import { checkOutputDir, checkStateDir } from '../../src/lib/run-paths.js';
 
 const base = mkdtempSync(join(tmpdir(), 'nsm-paths-'));
@@ -71,6 +71,17 @@ describe('securePrivateState', () => {
     expect(usageLine(() => securePrivateState(other, '--state-dir v'))).toMatch(/^nsmatrix: --state-dir v: .*other things/);
     expect(mode(other)).toBe(0o755);
     expect(usageLine(() => checkStateDir('/sys/kernel/x', '--state-dir k'))).toMatch(/in \/sys/);
+  });
+});
+
+describe('a state directory another user owns', () => {
+  it('is refused by the commands (that user could open it up again), reported by stateOwnerProblems', () => {
+    const state = join(base, 'owned');
+    mkdirSync(state, { mode: 0o700 });
+    chownSync(state, 65534, 65534);
+    expect(stateOwnerProblems(state)).toEqual([{ path: state, uid: 65534 }]);
+    expect(usageLine(() => securePrivateState(state, '--state-dir o'))).toMatch(/^nsmatrix: --state-dir o: .*owned by uid 65534/);
+    expect(securePrivateState(state, 'store', { foreign: 'keep-mode' })).toBe(state);
   });
 });
 

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { ExitCode } from '../../errors.js';
 import { resolveStateDir } from '../../images/index.js';
 import { detectHost } from '../../lib/host.js';
-import { PRIVATE_DIR_MODE, stateModeProblems, type ModeProblem } from '../../lib/private-dir.js';
+import { PRIVATE_DIR_MODE, stateModeProblems, stateOwnerProblems, type ModeProblem } from '../../lib/private-dir.js';
 import { CGROUP_GROUP, cgroupHierarchies } from '../../runtime/cgroup.js';
 import type { HostInfo } from '../../runtime/types.js';
 
@@ -28,6 +28,8 @@ export interface DoctorFacts {
   stateDirWritable: boolean;
   /** Parts of an existing state directory other users can reach (they must be 0700, files 0600). */
   stateModes?: ModeProblem[];
+  /** Parts of an existing state directory another user owns. */
+  stateOwners?: { path: string; uid: number }[];
   freeBytes: number | null;
 }
 
@@ -81,6 +83,10 @@ export function doctorChecks(f: DoctorFacts): Check[] {
       `${fix} (every nsmatrix run and shell also does this before starting containers)`,
     );
   } else if (f.stateModes) add('ok', 'state dir modes', `${f.stateDir} and what nsmatrix keeps in it are private (0700, files 0600)`);
+  if (f.stateOwners && f.stateOwners.length > 0) {
+    const owned = f.stateOwners.map((p) => `${p.path} (uid ${p.uid})`).join(', ');
+    add('FAIL', 'state dir owner', `owned by another user: ${owned}; they can open it up again or swap what nsmatrix keeps there`, `chown root:root ${f.stateOwners.map((p) => p.path).join(' ')} (or pass --state-dir DIR)`);
+  }
   if (f.freeBytes === null) add('warn', 'free space', `cannot measure free space at ${f.stateDir}`);
   else {
     const gib = f.freeBytes / GiB;
@@ -146,7 +152,7 @@ export async function gatherFacts(stateDirFlag?: string): Promise<DoctorFacts> {
     cgroupsWritable: host.isRoot ? await canCreateCgroups(host) : false,
     stateDir,
     stateDirWritable,
-    ...(existsSync(stateDir) ? { stateModes: stateModeProblems(stateDir) } : {}),
+    ...(existsSync(stateDir) ? { stateModes: stateModeProblems(stateDir), stateOwners: stateOwnerProblems(stateDir) } : {}),
     freeBytes,
   };
 }
