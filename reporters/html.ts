@@ -6,13 +6,12 @@
  */
 import { dirname, join } from 'node:path';
 import { formatDuration } from '../src/lib/duration.js';
-import type { CellResult, RunResult, StepResult } from '../src/run/result.js';
+import { isFailedCell, isFailedStep, type CellResult, type RunResult, type StepResult } from '../src/run/result.js';
 import { readLogTail } from './log-file.js';
 import {
   attemptFailure,
   cellDisplayOutcome,
   cellTotals,
-  isFailedStep,
   lastAttempt,
   linkFrom,
   otherAxisValues,
@@ -104,10 +103,10 @@ function stepNote(step: StepResult, cell: CellResult): string {
   const notes: string[] = [];
   const cellReason = cell.cancelReason ?? (cell.infrastructureError !== undefined ? 'not run: no container' : undefined);
   if (step.outcome === 'not-run' && step.reason && step.reason !== cellReason && step.reason !== cell.cancelReason) notes.push(step.reason);
-  if ((step.outcome === 'failed' || step.outcome === 'timed-out') && attempt) notes.push(attemptFailure(attempt).reason);
+  if (isFailedStep(step.outcome) && attempt) notes.push(attemptFailure(attempt).reason);
   if (step.flaky) notes.push(`passed on attempt ${step.attempts.length}`);
   if (step.outcome === 'skipped') notes.push('skipped itself (77)');
-  if (step.continueOnError && isFailedStep(step)) notes.push('allowed to fail');
+  if (step.continueOnError && isFailedStep(step.outcome)) notes.push('allowed to fail');
   return notes.length > 0 ? ` <span class="note">${text(notes.join(', '))}</span>` : '';
 }
 
@@ -192,7 +191,7 @@ async function failureTail(outputDir: string, step: StepResult): Promise<string>
 
 async function failureSection(links: Links, cell: CellResult, anchor: string): Promise<string> {
   const outcome = cellDisplayOutcome(cell);
-  const step = cell.steps.find(isFailedStep);
+  const step = cell.steps.find((s) => isFailedStep(s.outcome));
   const attempt = step && lastAttempt(step);
   const what = cell.infrastructureError !== undefined ? 'infrastructure error' : step && attempt ? `${step.name}: ${attemptFailure(attempt).reason}` : outcome;
   const body = step ? await failureTail(links.outputDir, step) : sanitizeText(cell.infrastructureError ?? '', { maxChars: TAIL_MAX_CHARS });
@@ -211,7 +210,7 @@ export async function buildHtml(result: RunResult, options: { outputDir: string;
   const totals = cellTotals(result);
   const runOutcome: CellDisplayOutcome =
     result.outcome === 'passed' ? (totals.flaky > 0 ? 'flaky' : 'passed') : result.outcome === 'error' ? 'error' : result.outcome === 'interrupted' ? 'cancelled' : 'failed';
-  const failing = result.cells.filter((c) => c.outcome === 'failed' || c.outcome === 'error');
+  const failing = result.cells.filter((c) => isFailedCell(c.outcome));
   const anchors = new Map(failing.slice(0, MAX_INLINE_FAILURES).map((c, i) => [c.id, `failure-${i + 1}`]));
 
   const grid = layout(result);

@@ -4,7 +4,7 @@
  * whole; every text is sanitised before it reaches the XML.
  */
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import type { AttemptResult, CellResult, RunResult, StepResult } from '../src/run/result.js';
+import { isFailedStep, type AttemptResult, type CellResult, type RunResult, type StepResult } from '../src/run/result.js';
 import { readLogExcerpt, readLogTail } from './log-file.js';
 import { attemptFailed, attemptFailure, lastAttempt, lastMeaningfulLine, notRunText, resolveInside } from './outcomes.js';
 import { renderJunit, type CasePlan, type OutcomeElement, type SuitePlan } from './junit-render.js';
@@ -160,7 +160,7 @@ async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: 
     const line = attachmentLine(ctx, attempt.logPath);
     if (line) footer.push(line);
   }
-  const failed = step.outcome === 'failed' || step.outcome === 'timed-out';
+  const failed = isFailedStep(step.outcome);
   if (failed) footer.push(...journalAttachments(ctx, cell));
   // Earlier failed attempts take at most half of system-out; the last attempt's log gives way first.
   const earlier = step.attempts.slice(0, -1).filter(attemptFailed);

@@ -4,9 +4,9 @@
  */
 import { join } from 'node:path';
 import { formatDuration } from '../src/lib/duration.js';
-import type { CellResult, RunResult, StepResult } from '../src/run/result.js';
+import { isFailedCell, isFailedStep, type CellResult, type RunResult, type StepResult } from '../src/run/result.js';
 import { readLogTail } from './log-file.js';
-import { attemptFailure, cellDisplayOutcome, cellTotals, isFailedStep, lastAttempt, resolveInside, stepCounts, type CellDisplayOutcome } from './outcomes.js';
+import { attemptFailure, cellDisplayOutcome, cellTotals, lastAttempt, resolveInside, stepCounts, type CellDisplayOutcome } from './outcomes.js';
 import { clipLines, escapeHtml, sanitizeAttribute, sanitizeText } from './sanitize.js';
 import type { Reporter, ReporterContext } from './types.js';
 import { writeFileAtomic } from './write-atomic.js';
@@ -40,7 +40,7 @@ export function fenced(text: string, info = 'text'): string {
 }
 
 function firstFailedStep(cell: CellResult): StepResult | undefined {
-  return cell.steps.find(isFailedStep);
+  return cell.steps.find((s) => isFailedStep(s.outcome));
 }
 
 async function failureTail(outputDir: string, step: StepResult): Promise<string> {
@@ -83,7 +83,7 @@ export async function buildMarkdown(result: RunResult, outputDir: string): Promi
     out.push(`| ${OUTCOME_EMOJI[outcome]} | ${markdownInline(cell.name)} | ${c.passed} / ${c.failed} / ${c.skipped} / ${c.notRun} | ${formatDuration(cell.durationMs)} |`);
   }
 
-  const failing = result.cells.filter((c) => c.outcome === 'failed' || c.outcome === 'error');
+  const failing = result.cells.filter((c) => isFailedCell(c.outcome));
   if (failing.length > 0) out.push('', '### Failures');
   for (const cell of failing.slice(0, MAX_DETAILED_FAILURES)) {
     const step = firstFailedStep(cell);

@@ -1,6 +1,6 @@
 /** What the result model means for display: shared by the JUnit, Markdown and HTML reporters. Pure. */
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import type { AttemptResult, CellResult, RunResult, StepResult } from '../src/run/result.js';
+import { isFailedStep, type AttemptResult, type CellResult, type RunResult, type StepResult } from '../src/run/result.js';
 
 export type StepDisplayOutcome = 'passed' | 'flaky' | 'failed' | 'timed-out' | 'killed' | 'skipped' | 'not-run';
 export type CellDisplayOutcome = CellResult['outcome'] | 'flaky';
@@ -13,10 +13,6 @@ export function stepDisplayOutcome(step: StepResult): StepDisplayOutcome {
   if (step.outcome === 'passed') return step.flaky ? 'flaky' : 'passed';
   if (step.outcome === 'failed' && lastAttempt(step)?.signal) return 'killed';
   return step.outcome;
-}
-
-export function isFailedStep(step: StepResult): boolean {
-  return step.outcome === 'failed' || step.outcome === 'timed-out';
 }
 
 /** A passing cell with a flaky step is shown as flaky; every other outcome as the scheduler decided. */
@@ -38,7 +34,7 @@ export function stepCounts(cell: CellResult): StepCounts {
   const counts = { passed: 0, failed: 0, skipped: 0, notRun: 0 };
   for (const step of cell.steps) {
     if (step.outcome === 'passed') counts.passed++;
-    else if (isFailedStep(step)) counts.failed++;
+    else if (isFailedStep(step.outcome)) counts.failed++;
     else if (step.outcome === 'skipped') counts.skipped++;
     else counts.notRun++;
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Cell, CellStep } from '../matrix/types.js';
 import type { Container, ExecResult } from '../runtime/types.js';
 import type { RunEvents } from './events.js';
-import type { AttemptResult, StepResult } from './result.js';
+import { isFailedStep, type AttemptResult, type StepResult } from './result.js';
 
 export const SKIP_EXIT_STATUS = 77;
 
@@ -109,7 +109,7 @@ export async function runCellSteps(ctx: StepRunContext): Promise<CellStepsOutcom
         break;
       }
       outcome = attemptOutcome(exec);
-      const willRetry = (outcome === 'failed' || outcome === 'timed-out') && attempt <= step.retries;
+      const willRetry = isFailedStep(outcome) && attempt <= step.retries;
       events.emit({ type: 'step-attempt-end', cell, step: step.index, attempt: record, willRetry });
       if (!willRetry) break;
     }
@@ -132,7 +132,7 @@ export async function runCellSteps(ctx: StepRunContext): Promise<CellStepsOutcom
         attempts,
         ...(outcome === 'skipped' ? { reason: 'skipped by the step (exit status 77)' } : {}),
       };
-      if ((outcome === 'failed' || outcome === 'timed-out') && !step.continueOnError) {
+      if (isFailedStep(outcome) && !step.continueOnError) {
         blockedBy = `not run: step "${step.name}" ${outcome === 'timed-out' ? 'timed out' : 'failed'}`;
       }
     }

@@ -1,100 +1,167 @@
 /**
- * The result model: what happened in a run, in fields rather than thrown errors. Reporters read only this
- * (plus the event stream); the JSON reporter writes it whole and `merge` reads it back.
+ * The result model: what happened in a run, in fields rather than thrown errors. One zod schema is the model: the
+ * types below are derived from it, `results.json` is written from it and read back (by `merge`) through it.
+ * Reporters read only this (plus the event stream). Reading validates and then keeps the data as it was, so a field
+ * a newer nsmatrix adds survives a merge by an older one.
  */
-import type { MatrixValue } from '../matrix/types.js';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { UsageError } from '../errors.js';
 
 export const RESULT_VERSION = 1;
 
-export type StepOutcome =
-  | 'passed'
-  | 'failed' // non-zero exit, or killed by a signal
-  | 'timed-out'
-  | 'skipped' // exit 77: skipped by the step itself
-  | 'not-run'; // an earlier step failed, the cell was cancelled (fail-fast) or the run interrupted
+const matrixValue = z.union([z.string(), z.number(), z.boolean()]);
 
-export type CellOutcome =
-  | 'passed'
-  | 'failed'
-  | 'error' // infrastructure: image or container could not be made
-  | 'cancelled' // fail-fast or interrupt before or while it ran
-  | 'skipped'; // every step skipped itself
+export const STEP_OUTCOMES = [
+  'passed',
+  'failed', // non-zero exit, or killed by a signal
+  'timed-out',
+  'skipped', // exit 77: skipped by the step itself
+  'not-run', // an earlier step failed, the cell was cancelled (fail-fast) or the run interrupted
+] as const;
 
-export interface AttemptResult {
-  attempt: number; // 1-based
-  startedAt: string; // ISO 8601
-  durationMs: number;
-  exitCode: number | null;
+export const CELL_OUTCOMES = [
+  'passed',
+  'failed',
+  'error', // infrastructure: image or container could not be made
+  'cancelled', // fail-fast or interrupt before or while it ran
+  'skipped', // every step skipped itself
+] as const;
+
+export const RUN_OUTCOMES = ['passed', 'failed', 'error', 'interrupted'] as const;
+
+const attemptSchema = z.object({
+  attempt: z.number().int().positive(), // 1-based
+  startedAt: z.string(), // ISO 8601
+  durationMs: z.number(),
+  exitCode: z.number().int().nullable(),
   /** Signal name when the step died by a signal (e.g. "SIGKILL"). */
-  signal: string | null;
-  timedOut: boolean;
+  signal: z.string().nullable(),
+  timedOut: z.boolean(),
   /** Output path relative to the run's output directory. */
-  logPath: string;
+  logPath: z.string(),
   /** The last lines of the output (already decoded, at most ~100 lines). */
-  tail: string[];
-}
+  tail: z.array(z.string()),
+});
 
-export interface StepResult {
-  index: number;
-  name: string;
-  outcome: StepOutcome;
+const stepSchema = z.object({
+  index: z.number().int().nonnegative(),
+  name: z.string(),
+  outcome: z.enum(STEP_OUTCOMES),
   /** Why a step was not run or skipped, in words. */
-  reason?: string;
-  continueOnError: boolean;
+  reason: z.string().optional(),
+  continueOnError: z.boolean(),
   /** Passed after at least one failed attempt. */
-  flaky: boolean;
+  flaky: z.boolean(),
   /** Every attempt in order; the last one decides the outcome. Empty when not run. */
-  attempts: AttemptResult[];
-}
+  attempts: z.array(attemptSchema),
+});
 
-export interface JournalSummary {
+const journalSchema = z.object({
   /** Paths relative to the output directory. */
-  dir: string;
-  text: string;
+  dir: z.string(),
+  text: z.string(),
   /** Journal lines at priority err or worse. */
-  errors: string[];
-  coredumps: string[];
-}
+  errors: z.array(z.string()),
+  coredumps: z.array(z.string()),
+});
 
-export interface CellResult {
-  id: string;
+const cellSchema = z.object({
+  id: z.string().min(1),
   /** Position of the cell in the full (unselected) expansion: lets merged shards keep the matrix order. */
-  position: number;
-  name: string;
-  image: string;
-  values: Record<string, MatrixValue>;
-  outcome: CellOutcome;
-  continueOnError: boolean;
-  startedAt: string;
-  durationMs: number;
-  imageKey?: string;
+  position: z.number().int(),
+  name: z.string(),
+  image: z.string(),
+  values: z.record(z.string(), matrixValue),
+  outcome: z.enum(CELL_OUTCOMES),
+  continueOnError: z.boolean(),
+  startedAt: z.string(),
+  durationMs: z.number(),
+  imageKey: z.string().optional(),
   /** How the cell's root was made copy-on-write: "overlay", "btrfs-snapshot", "volatile", "copy". */
-  strategy?: string;
-  machine?: string;
+  strategy: z.string().optional(),
+  machine: z.string().optional(),
   /** Infrastructure failure (image, container start, nspawn error), in words. */
-  infrastructureError?: string;
+  infrastructureError: z.string().optional(),
   /** Why the cell was cancelled. */
-  cancelReason?: string;
-  steps: StepResult[];
+  cancelReason: z.string().optional(),
+  steps: z.array(stepSchema),
   /** Output paths relative to the output directory. */
-  outputDir: string;
-  artifactsDir: string;
-  journal?: JournalSummary;
+  outputDir: z.string(),
+  artifactsDir: z.string(),
+  journal: journalSchema.optional(),
   /** A command that reruns just this cell. */
-  rerun: string;
+  rerun: z.string(),
+});
+
+export const runResultSchema = z.object({
+  version: z.literal(RESULT_VERSION),
+  tool: z.object({ name: z.literal('nsmatrix'), version: z.string() }),
+  matrix: z.object({
+    name: z.string(),
+    file: z.string(),
+    axes: z.array(z.object({ key: z.string(), values: z.array(matrixValue) })),
+    stepNames: z.array(z.string()),
+  }),
+  host: z.object({ hostname: z.string(), nspawnVersion: z.string().nullable(), systemdIsPid1: z.boolean() }),
+  startedAt: z.string(),
+  durationMs: z.number(),
+  outcome: z.enum(RUN_OUTCOMES),
+  interrupted: z.boolean(),
+  shard: z.object({ index: z.number().int(), total: z.number().int() }).optional(),
+  cells: z.array(cellSchema),
+});
+
+export type StepOutcome = (typeof STEP_OUTCOMES)[number];
+export type CellOutcome = (typeof CELL_OUTCOMES)[number];
+export type RunOutcome = (typeof RUN_OUTCOMES)[number];
+export type AttemptResult = z.infer<typeof attemptSchema>;
+export type StepResult = z.infer<typeof stepSchema>;
+export type JournalSummary = z.infer<typeof journalSchema>;
+export type CellResult = z.infer<typeof cellSchema>;
+export type RunResult = z.infer<typeof runResultSchema>;
+
+/** The step failed (exit status, signal or timeout): what fail-fast, retries and reports count as a failure. */
+export function isFailedStep(outcome: StepOutcome): boolean {
+  return outcome === 'failed' || outcome === 'timed-out';
 }
 
-export type RunOutcome = 'passed' | 'failed' | 'error' | 'interrupted';
+/** The cell did not pass through its own fault or the infrastructure's (cancelled and skipped cells are neither). */
+export function isFailedCell(outcome: CellOutcome): boolean {
+  return outcome === 'failed' || outcome === 'error';
+}
 
-export interface RunResult {
-  version: typeof RESULT_VERSION;
-  tool: { name: 'nsmatrix'; version: string };
-  matrix: { name: string; file: string; axes: { key: string; values: MatrixValue[] }[]; stepNames: string[] };
-  host: { hostname: string; nspawnVersion: string | null; systemdIsPid1: boolean };
-  startedAt: string;
-  durationMs: number;
-  outcome: RunOutcome;
-  interrupted: boolean;
-  shard?: { index: number; total: number };
-  cells: CellResult[];
+export function serializeRunResult(result: RunResult): string {
+  return `${JSON.stringify(result, null, 2)}\n`;
+}
+
+/** Checks that `data` is an nsmatrix result of this version; `source` names it in the one-line error. */
+export function parseRunResult(data: unknown, source: string): RunResult {
+  const version = (data as { version?: unknown } | null)?.version;
+  if (typeof data === 'object' && data !== null && (data as { tool?: { name?: unknown } }).tool?.name === 'nsmatrix' && version !== RESULT_VERSION) {
+    throw new UsageError(`${source}: nsmatrix result version ${JSON.stringify(version)} is not supported (this nsmatrix reads version ${RESULT_VERSION})`);
+  }
+  const parsed = runResultSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+    throw new UsageError(`${source}: not an nsmatrix result (${issue?.message ?? 'invalid'}${where})`);
+  }
+  return data as RunResult;
+}
+
+export async function readRunResult(path: string): Promise<RunResult> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${path}: not an nsmatrix result (invalid JSON: ${(error as Error).message})`);
+  }
+  return parseRunResult(data, path);
 }

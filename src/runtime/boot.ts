@@ -11,7 +11,6 @@ import { Socket } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
 import { InfraError } from '../errors.js';
 import { resources, type Releasable } from '../lib/resources.js';
-import type { JournalSummary } from '../run/result.js';
 import { AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_UNIT, exportLines } from './agent.js';
 import { buildNspawnArgs, isValidEnvName, nspawnEnvironment, type NspawnPlan } from './args.js';
 import type { ContainerCgroup } from './cgroup.js';
@@ -21,7 +20,7 @@ import { publishStepCode, stepToken } from './exec.js';
 import { StepLog } from './log.js';
 import { recordNspawnPid } from './orphans.js';
 import { cgroupWrappedArgv, KILL_GRACE_MS, stopChild } from './supervise.js';
-import type { ExecRequest, ExecResult } from './types.js';
+import type { ExecRequest, ExecResult, JournalSummary } from './types.js';
 import { parseStatus } from './wrapper.js';
 
 export const BOOT_TIMEOUT_MS = 120_000;

@@ -1,6 +1,5 @@
 /** The runtime stage's interface: one ephemeral systemd-nspawn container per cell. */
 import type { BindSpec, NetworkMode, SourceMode } from '../matrix/types.js';
-import type { JournalSummary } from '../run/result.js';
 
 export type EphemeralStrategy = 'overlay' | 'btrfs-snapshot' | 'volatile' | 'copy';
 
@@ -73,6 +72,15 @@ export interface ExecResult {
   /** nspawn itself failed (could not start the container): not the step's fault. */
   infrastructureError?: string;
   tail: string[];
+}
+
+/** What a booted cell's journal holds, in brief (paths relative to the run's output directory). */
+export interface JournalSummary {
+  dir: string;
+  text: string;
+  /** Journal lines at priority err or worse. */
+  errors: string[];
+  coredumps: string[];
 }
 
 export interface Container {

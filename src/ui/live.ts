@@ -6,7 +6,7 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { Cell } from '../matrix/types.js';
 import type { RunEvent } from '../run/events.js';
-import type { CellResult, RunResult } from '../run/result.js';
+import { isFailedCell, type CellResult, type RunResult } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
 import { printable, terminalSafe, type Palette } from './colors.js';
 import { failureDetails, summaryTable, totals } from './summary.js';
@@ -127,7 +127,7 @@ export function createLiveView(options: { write: (text: string) => void; colors:
       await rendering;
       if (ticker) clearInterval(ticker);
       for (const cell of result.cells) {
-        if (cell.outcome === 'failed' || cell.outcome === 'error') options.write(`${failureDetails(cell, outputDir, options.colors)}\n`);
+        if (isFailedCell(cell.outcome)) options.write(`${failureDetails(cell, outputDir, options.colors)}\n`);
       }
       options.write(`\n${summaryTable(result, options.colors)}\n\n${totals(result)}\n`);
     },

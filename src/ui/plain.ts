@@ -1,5 +1,6 @@
 /** The plain view for CI logs and pipes: one timestamped line per thing that happened, no cursor movement. */
 import type { RunEvent } from '../run/events.js';
+import { isFailedCell } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
 import { printable, terminalSafe, type Palette } from './colors.js';
 import { failureDetails, stepSymbol, summaryTable, totals } from './summary.js';
@@ -50,7 +51,7 @@ export function createPlainView(options: PlainViewOptions): (event: RunEvent) =>
         break;
       }
       case 'cell-end':
-        if (event.result.outcome === 'failed' || event.result.outcome === 'error') write(`${failureDetails(event.result, outputDir, c)}\n`);
+        if (isFailedCell(event.result.outcome)) write(`${failureDetails(event.result, outputDir, c)}\n`);
         else say(`${p(event.cell.name)}: ${event.result.outcome}${event.result.cancelReason ? ` (${p(event.result.cancelReason)})` : ''} in ${formatDuration(event.result.durationMs)}`);
         break;
       case 'run-end':

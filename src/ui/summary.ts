@@ -1,5 +1,5 @@
 /** The end-of-run summary: cells by steps with pass/fail/skip and times, and what to do about failures. */
-import type { CellResult, RunResult, StepResult } from '../run/result.js';
+import { isFailedStep, type CellResult, type RunResult, type StepResult } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
 import { printable, terminalSafe, type Palette } from './colors.js';
 
@@ -69,7 +69,7 @@ export function failureDetails(cell: CellResult, outputDir: string, c: Palette, 
   const out: string[] = [c.red(c.bold(`✖ ${printable(cell.name)}: ${cell.outcome}`))];
   if (cell.infrastructureError) out.push(`  ${terminalSafe(cell.infrastructureError)}`);
   for (const step of cell.steps) {
-    if (step.outcome !== 'failed' && step.outcome !== 'timed-out') continue;
+    if (!isFailedStep(step.outcome)) continue;
     const last = step.attempts.at(-1);
     if (!last) continue;
     const why = last.timedOut

@@ -10,7 +10,7 @@ import { mergeResults, exitCodeFor } from '../../run/merge.js';
 import { createReporters, writeReports } from '../reporting.js';
 
 export default async function merge(args: { dirs: string[]; output: string; reporter?: string[] }): Promise<number> {
-  const { readRunResult } = await import('../../../reporters/json.js');
+  const { readRunResult } = await import('../../run/result.js');
   const reporters = await createReporters(args.reporter, ['junit', 'json', 'markdown', 'html']);
   const outputDir = resolve(args.output);
   const inputs = [];
