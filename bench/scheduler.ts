@@ -1,6 +1,6 @@
 /**
  * 1,000 cells of a trivial step through the scheduler, the event stream, the plain terminal view and every reporter.
- * Cells run as host processes (test/helpers/host-container.ts), NOT in containers: this isolates the cost of
+ * Cells run as host processes (bench/support/host-container.ts), NOT in containers: this isolates the cost of
  * scheduling and reporting, which is what this benchmark is about. Container cost is measured in bench/runtime.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,8 +12,8 @@ import { detectHost } from '../src/lib/host.js';
 import { createPlainView } from '../src/ui/plain.js';
 import { palette } from '../src/ui/colors.js';
 import { createReporter, reporterNames } from '../reporters/index.js';
-import { openHostContainer } from '../test/helpers/host-container.js';
-import { makeCell, makeModel, makeStep } from '../test/helpers/model.js';
+import { openHostContainer } from './support/host-container.js';
+import { makeCell, makeModel, makeStep } from './support/model.js';
 import { report } from './stats.js';
 
 export async function benchScheduler(cellCount = 1000): Promise<Record<string, number>> {

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { InfraError } from '../errors.js';
 import { detectHost, hostNspawnArgs, hostNspawnEnv } from '../lib/host.js';
-import type { HostInfo } from '../runtime/types.js';
+import type { HostInfo } from '../lib/host.js';
 import type { BuildLog } from './build-log.js';
 import { expiredReleaseHint } from './builders/bootstrap.js';
 import { installScript, type PackageFamily } from './package-managers.js';

@@ -7,7 +7,20 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { HostInfo } from '../runtime/types.js';
+
+export interface HostInfo {
+  isRoot: boolean;
+  nspawnPath: string | null;
+  /** Major version of systemd-nspawn, e.g. 252. */
+  nspawnVersion: number | null;
+  nspawnVersionText: string | null;
+  systemdIsPid1: boolean;
+  overlayfs: boolean;
+  userNamespaces: boolean;
+  /** Mixed cgroup v1/v2 ("hybrid"), pure v2 ("unified") or pure v1 ("legacy"). */
+  cgroupLayout: 'unified' | 'hybrid' | 'legacy';
+  hostname: string;
+}
 
 function readText(path: string): string | null {
   try {

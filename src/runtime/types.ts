@@ -1,21 +1,9 @@
 /** The runtime stage's interface: one ephemeral systemd-nspawn container per cell. */
+import type { HostInfo } from '../lib/host.js';
 import type { BindSpec, NetworkMode, SourceMode } from '../matrix/types.js';
 
+export type { HostInfo };
 export type EphemeralStrategy = 'overlay' | 'btrfs-snapshot' | 'volatile' | 'copy';
-
-export interface HostInfo {
-  isRoot: boolean;
-  nspawnPath: string | null;
-  /** Major version of systemd-nspawn, e.g. 252. */
-  nspawnVersion: number | null;
-  nspawnVersionText: string | null;
-  systemdIsPid1: boolean;
-  overlayfs: boolean;
-  userNamespaces: boolean;
-  /** Mixed cgroup v1/v2 ("hybrid"), pure v2 ("unified") or pure v1 ("legacy"). */
-  cgroupLayout: 'unified' | 'hybrid' | 'legacy';
-  hostname: string;
-}
 
 export interface ContainerOptions {
   /** Filesystem-safe cell id; used in the machine name and temporary paths. */

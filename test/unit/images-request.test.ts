@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BOOT_PACKAGES, imageRequestFor } from '../../src/images/index.js';
 import { imagesTable, formatBytes } from '../../src/cli/commands/images.js';
 import type { Manifest } from '../../src/images/index.js';
-import { makeModel } from '../helpers/model.js';
+import { makeModel } from '../../bench/support/model.js';
 
 describe('imageRequestFor', () => {
   it('merges matrix packages, image packages and boot packages in order, without duplicates', () => {

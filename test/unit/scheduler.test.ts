@@ -8,8 +8,8 @@ import type { RunResult } from '../../src/run/result.js';
 import { writeReports } from '../../src/cli/reporting.js';
 import type { Reporter } from '../../reporters/types.js';
 import { detectHost } from '../../src/lib/host.js';
-import { openHostContainer } from '../helpers/host-container.js';
-import { makeCell, makeModel, makeStep } from '../helpers/model.js';
+import { openHostContainer } from '../../bench/support/host-container.js';
+import { makeCell, makeModel, makeStep } from '../../bench/support/model.js';
 import type { Cell } from '../../src/matrix/types.js';
 
 const dirs: string[] = [];

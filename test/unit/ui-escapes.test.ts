@@ -10,7 +10,7 @@ import { createPlainView } from '../../src/ui/plain.js';
 import { failureDetails, summaryTable } from '../../src/ui/summary.js';
 import type { RunEvent } from '../../src/run/events.js';
 import type { CellResult, RunResult } from '../../src/run/result.js';
-import { makeCell, makeStep } from '../helpers/model.js';
+import { makeCell, makeStep } from '../../bench/support/model.js';
 
 /** OSC window title, clear screen, a C1 CSI, carriage return, a newline faking a line, a bidi override. */
 const H = '\u001b]0;pwned\u0007\u001b[2J\u009b31m\r\nEVIL\u202e';

@@ -3,7 +3,7 @@ import { colorsEnabled, palette, terminalSafe } from '../../src/ui/colors.js';
 import { createPlainView } from '../../src/ui/plain.js';
 import { summaryTable, totals } from '../../src/ui/summary.js';
 import type { CellResult, RunResult } from '../../src/run/result.js';
-import { makeCell, makeStep } from '../helpers/model.js';
+import { makeCell, makeStep } from '../../bench/support/model.js';
 
 describe('colours', () => {
   it('follow FORCE_COLOR, then NO_COLOR, then whether the stream is a terminal', () => {

@@ -7,7 +7,7 @@ import { resolveStateDir } from '../../images/index.js';
 import { detectHost } from '../../lib/host.js';
 import { PRIVATE_DIR_MODE, stateModeProblems, stateOwnerProblems, type ModeProblem } from '../../lib/private-dir.js';
 import { CGROUP_GROUP, cgroupHierarchies } from '../../runtime/cgroup.js';
-import type { HostInfo } from '../../runtime/types.js';
+import type { HostInfo } from '../../lib/host.js';
 
 export type Level = 'ok' | 'warn' | 'FAIL';
 
