@@ -7,20 +7,19 @@ export { listImages, removeImage, pruneImages, gcImages } from './manage.js';
 export { resolveStateDir } from './store.js';
 export type { Manifest } from './store.js';
 
-export const BOOT_PACKAGES = ['systemd', 'systemd-sysv', 'dbus'];
-
 function dedupe(list: string[]): string[] {
   return [...new Set(list)];
 }
 
-/** What a matrix needs of one image: matrix-wide then image packages (then boot packages), setups in order. */
+/** What a matrix needs of one image: matrix-wide then image packages, whether it boots, setups in order. */
 export function imageRequestFor(name: string, model: MatrixModel): ImageRequest {
   const spec = model.images[name] ?? { packages: [] };
   const setups = [model.setup, spec.setup].filter((s): s is string => Boolean(s?.trim()));
   const request: ImageRequest = {
     name,
     spec,
-    packages: dedupe([...model.packages, ...spec.packages, ...(model.boot ? BOOT_PACKAGES : [])]),
+    packages: dedupe([...model.packages, ...spec.packages]),
+    boot: model.boot,
   };
   if (setups.length) request.setup = setups.join('\n');
   return request;

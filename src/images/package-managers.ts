@@ -105,7 +105,7 @@ export function installScript(family: PackageFamily, packages: string[]): string
   }
 }
 
-/** What booting with systemd as PID 1 needs installed, per family (the Debian names are the reference set). */
+/** What booting with systemd as PID 1 needs installed, per family. */
 export const BOOT_PACKAGES_BY_FAMILY: Record<PackageFamily, string[] | null> = {
   apt: ['systemd', 'systemd-sysv', 'dbus'],
   dnf: ['systemd', 'dbus'],
@@ -116,19 +116,16 @@ export const BOOT_PACKAGES_BY_FAMILY: Record<PackageFamily, string[] | null> = {
 };
 
 /**
- * `packages` as asked (matrix and image lists, with the Debian boot set appended when the matrix boots) rewritten
- * for `family`: the Debian boot set becomes the family's. Refuses a boot on a family without systemd.
+ * What the top layer installs for `family`: the packages asked for, plus the family's boot set when the image must
+ * boot. Refuses a boot on a family without systemd.
  */
-export function packagesForFamily(packages: string[], family: PackageFamily, imageName: string, osName: string = family): string[] {
-  const reference = BOOT_PACKAGES_BY_FAMILY.apt!;
-  const boots = reference.every((p) => packages.includes(p));
-  if (!boots) return packages;
-  const replacement = BOOT_PACKAGES_BY_FAMILY[family];
-  if (!replacement) {
+export function packagesForFamily(request: { packages: string[]; boot?: boolean }, family: PackageFamily, imageName: string, osName: string = family): string[] {
+  if (!request.boot) return request.packages;
+  const boot = BOOT_PACKAGES_BY_FAMILY[family];
+  if (!boot) {
     throw new InfraError(
       `image "${imageName}" (${osName}) has no systemd to boot: set boot: false for it, or use an image with systemd (Debian, Ubuntu, Fedora, openSUSE, Arch)`,
     );
   }
-  const rest = packages.filter((p) => !reference.includes(p));
-  return [...new Set([...rest, ...replacement])];
+  return [...new Set([...request.packages, ...boot])];
 }

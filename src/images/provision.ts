@@ -174,7 +174,7 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
   const builder = await builderFor(source, options.signal);
   const plan = basePlan(request.name, builder, options);
   const setup = request.setup?.trim() ? request.setup : undefined;
-  const layered = request.packages.length > 0 || setup !== undefined;
+  const layered = request.packages.length > 0 || Boolean(request.boot) || setup !== undefined;
   const topKeyFor = (packages: string[]) => {
     const inputs = topLayerInputs(plan.key, packages, setup, toolVersion());
     return { inputs, key: deriveKey(inputs) };
@@ -183,7 +183,7 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
   // With a family known up front the top key depends only on pure inputs: a published top layer needs no look
   // at its base. Otherwise the base (a cache hit is one manifest read) tells the family first.
   if (layered && builder.family) {
-    const hit = readManifest(options.stateDir, topKeyFor(packagesForFamily(request.packages, builder.family, request.name)).key);
+    const hit = readManifest(options.stateDir, topKeyFor(packagesForFamily(request, builder.family, request.name)).key);
     if (hit) {
       const used = touchLastUsed(options.stateDir, hit);
       return { name: request.name, key: used.key, baseKey: used.baseKey, root: used.root, cached: true, madeFrom: used.madeFrom };
@@ -202,10 +202,10 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
       madeFrom: base.manifest.madeFrom,
     };
   }
-  const { family, os } = request.packages.length
+  const { family, os } = request.packages.length > 0 || request.boot
     ? familyOfBase(request.name, builder, base.manifest.root)
     : { family: builder.family ?? ('apt' as const), os: '' };
-  const packages = packagesForFamily(request.packages, family, request.name, os || family);
+  const packages = packagesForFamily(request, family, request.name, os || family);
   const { inputs, key: topKey } = topKeyFor(packages);
 
   const top = await ensureLayer(

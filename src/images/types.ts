@@ -6,8 +6,10 @@ export interface ImageRequest {
   /** As written by the user: `debian:bookworm`, `debian:stable`, or a name with `pull:`/`path:`/`machine:`. */
   name: string;
   spec: ImageSpec;
-  /** Matrix-wide packages plus image packages plus (for boot) systemd packages, in order, deduplicated. */
+  /** Matrix-wide packages plus image packages, in order, deduplicated. */
   packages: string[];
+  /** The image must boot systemd: its family's boot packages are added (package-managers.ts). Default false. */
+  boot?: boolean;
   /** Matrix-wide setup then image setup. */
   setup?: string;
 }

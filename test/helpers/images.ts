@@ -3,18 +3,19 @@
  * Memoised per process and cached in the store, so every test file of a run reuses the same image.
  */
 import { inject } from 'vitest';
-import { BOOT_PACKAGES, provisionImage } from '../../src/images/index.js';
+import { provisionImage } from '../../src/images/index.js';
 import type { ProvisionedImage } from '../../src/images/types.js';
 
 const memo = new Map<string, Promise<ProvisionedImage>>();
 
 export function testImage(packages: string[] = [], options: { boot?: boolean } = {}): Promise<ProvisionedImage> {
-  const all = [...new Set([...packages, ...(options.boot ? BOOT_PACKAGES : [])])];
-  const memoKey = [...all].sort().join(' ');
+  const all = [...new Set(packages)];
+  const boot = options.boot ?? false;
+  const memoKey = `${[...all].sort().join(' ')}${boot ? ' +boot' : ''}`;
   let pending = memo.get(memoKey);
   if (!pending) {
     pending = provisionImage(
-      { name: 'debian:bookworm', spec: { packages: [] }, packages: all },
+      { name: 'debian:bookworm', spec: { packages: [] }, packages: all, boot },
       { stateDir: inject('stateDir'), onProgress: process.env.NSMATRIX_TEST_VERBOSE ? (l) => console.error(l) : undefined },
     );
     // A failed build must not poison later tests of the same process with a cached rejection.

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { BOOT_PACKAGES, imageRequestFor } from '../../src/images/index.js';
+import { imageRequestFor } from '../../src/images/index.js';
 import { imagesTable, formatBytes } from '../../src/cli/commands/images.js';
 import type { Manifest } from '../../src/images/index.js';
 import { makeModel } from '../../bench/support/model.js';
 
 describe('imageRequestFor', () => {
-  it('merges matrix packages, image packages and boot packages in order, without duplicates', () => {
+  it('merges matrix packages and image packages in order, without duplicates, and says whether the image boots', () => {
     const model = makeModel({
       packages: ['make', 'gcc'],
       setup: 'echo matrix',
@@ -15,14 +15,15 @@ describe('imageRequestFor', () => {
     expect(imageRequestFor('debian:trixie', model)).toEqual({
       name: 'debian:trixie',
       spec: { packages: ['gcc', 'clang'], setup: 'echo image', mirror: 'http://m/debian' },
-      packages: ['make', 'gcc', 'clang', ...BOOT_PACKAGES],
+      packages: ['make', 'gcc', 'clang'],
+      boot: true,
       setup: 'echo matrix\necho image',
     });
   });
 
   it('an image without a spec gets the matrix-wide packages only, and no setup', () => {
     const request = imageRequestFor('debian:bookworm', makeModel({ packages: ['git'], boot: false, images: {} }));
-    expect(request).toEqual({ name: 'debian:bookworm', spec: { packages: [] }, packages: ['git'] });
+    expect(request).toEqual({ name: 'debian:bookworm', spec: { packages: [] }, packages: ['git'], boot: false });
   });
 });
 

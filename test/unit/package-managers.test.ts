@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InfraError } from '../../src/errors.js';
 import {
-  BOOT_PACKAGES_BY_FAMILY,
   describeOs,
   detectFamily,
   installScript,
@@ -18,7 +17,6 @@ import {
   parseOsRelease,
   type PackageFamily,
 } from '../../src/images/package-managers.js';
-import { BOOT_PACKAGES } from '../../src/images/index.js';
 import { packageInstallScript } from '../../src/images/layer.js';
 
 const dirs: string[] = [];
@@ -126,18 +124,19 @@ describe('installScript: refresh, install without prompts, clean', () => {
 });
 
 describe('packagesForFamily: the boot set per family', () => {
-  const asked = ['make', ...BOOT_PACKAGES];
+  const asked = { packages: ['make'], boot: true };
 
-  it("rewrites the Debian boot set into the family's", () => {
-    expect(BOOT_PACKAGES_BY_FAMILY.apt).toEqual(BOOT_PACKAGES);
-    expect(packagesForFamily(asked, 'apt', 'i')).toEqual(asked);
+  it("adds the family's boot set when the image boots", () => {
+    expect(packagesForFamily(asked, 'apt', 'i')).toEqual(['make', 'systemd', 'systemd-sysv', 'dbus']);
     expect(packagesForFamily(asked, 'dnf', 'i')).toEqual(['make', 'systemd', 'dbus']);
     expect(packagesForFamily(asked, 'zypper', 'i')).toEqual(['make', 'systemd', 'systemd-sysvinit', 'dbus-1']);
     expect(packagesForFamily(asked, 'pacman', 'i')).toEqual(['make', 'systemd', 'systemd-sysvcompat', 'dbus']);
+    expect(packagesForFamily({ packages: ['systemd', 'make'], boot: true }, 'apt', 'i')).toEqual(['systemd', 'make', 'systemd-sysv', 'dbus']);
   });
 
-  it('leaves lists without the boot set alone', () => {
-    expect(packagesForFamily(['systemd', 'make'], 'dnf', 'i')).toEqual(['systemd', 'make']);
+  it('adds nothing when the image does not boot, whatever the list holds', () => {
+    expect(packagesForFamily({ packages: ['systemd', 'make'] }, 'dnf', 'i')).toEqual(['systemd', 'make']);
+    expect(packagesForFamily({ packages: ['systemd', 'systemd-sysv', 'dbus'], boot: false }, 'dnf', 'i')).toEqual(['systemd', 'systemd-sysv', 'dbus']);
   });
 
   it('refuses to boot Alpine (no systemd), with exit 3 and a way out', () => {
@@ -153,6 +152,6 @@ describe('packagesForFamily: the boot set per family', () => {
     expect((error as Error).message).toBe(
       'image "oci:docker.io/library/alpine:3.20" (Alpine Linux v3.20) has no systemd to boot: set boot: false for it, or use an image with systemd (Debian, Ubuntu, Fedora, openSUSE, Arch)',
     );
-    expect(packagesForFamily(['make'], 'apk', 'alpine')).toEqual(['make']);
+    expect(packagesForFamily({ packages: ['make'] }, 'apk', 'alpine')).toEqual(['make']);
   });
 });
