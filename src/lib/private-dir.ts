@@ -153,7 +153,8 @@ function holdsOnlyNsmatrixState(stateDir: string): boolean {
   } catch {
     return true;
   }
-  const ours: readonly string[] = STATE_SUBDIRS;
+  // lost+found: a file system of its own for the state directory (doctor suggests one when space is short).
+  const ours: readonly string[] = [...STATE_SUBDIRS, 'lost+found'];
   return names.every((n) => ours.includes(n)) || names.includes('images');
 }
 

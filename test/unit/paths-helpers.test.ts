@@ -71,6 +71,11 @@ describe('securePrivateState', () => {
     expect(usageLine(() => securePrivateState(other, '--state-dir v'))).toMatch(/^nsmatrix: --state-dir v: .*other things/);
     expect(mode(other)).toBe(0o755);
     expect(usageLine(() => checkStateDir('/sys/kernel/x', '--state-dir k'))).toMatch(/in \/sys/);
+    // A file system of its own (lost+found at its root) is fine.
+    const disk = join(base, 'own-fs');
+    mkdirSync(join(disk, 'lost+found'), { recursive: true });
+    expect(securePrivateState(disk, '--state-dir d')).toBe(disk);
+    expect(mode(disk)).toBe(0o700);
   });
 });
 
