@@ -39,12 +39,3 @@ export class InfraError extends Error {
     this.tail = options.tail ?? [];
   }
 }
-
-/** The run was interrupted by SIGINT/SIGTERM. Exit 130. */
-export class InterruptedError extends Error {
-  readonly exitCode: ExitCodeValue = ExitCode.interrupted;
-  constructor(signal: string) {
-    super(`interrupted by ${signal}`);
-    this.name = 'InterruptedError';
-  }
-}

@@ -4,32 +4,26 @@
  * lazily so that `nsmatrix --version` and `--help` stay close to the cost of starting node.
  * Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.
  */
-import { UsageError } from '../errors.js';
+import { ExitCode, InfraError, UsageError } from '../errors.js';
 import { toolVersion } from '../lib/version.js';
-
-const USAGE = 2;
-const INFRA = 3;
+import { STRATEGIES } from '../runtime/strategy.js';
 
 function printError(error: unknown): number {
-  const e = error as { name?: string; lines?: string[]; message?: string; logPath?: string; tail?: string[]; exitCode?: number };
-  if (e?.name === 'UsageError') {
-    for (const line of e.lines ?? [String(e.message)]) process.stderr.write(`${line}\n`);
-    return e.exitCode ?? USAGE;
+  if (error instanceof UsageError) {
+    for (const line of error.lines) process.stderr.write(`${line}\n`);
+    return error.exitCode;
   }
-  if (e?.name === 'InfraError') {
-    process.stderr.write(`nsmatrix: error: ${e.message}\n`);
-    if (e.tail && e.tail.length > 0) process.stderr.write(e.tail.map((l) => `  | ${l}`).join('\n') + '\n');
-    if (e.logPath) process.stderr.write(`nsmatrix: full log: ${e.logPath}\n`);
-    return e.exitCode ?? INFRA;
+  if (error instanceof InfraError) {
+    process.stderr.write(`nsmatrix: error: ${error.message}\n`);
+    if (error.tail.length > 0) process.stderr.write(error.tail.map((l) => `  | ${l}`).join('\n') + '\n');
+    if (error.logPath) process.stderr.write(`nsmatrix: full log: ${error.logPath}\n`);
+    return error.exitCode;
   }
-  if (e?.name === 'InterruptedError') {
-    process.stderr.write(`nsmatrix: ${e.message}\n`);
-    return e.exitCode ?? 130;
-  }
+  const e = error as { message?: string } | undefined;
   process.stderr.write(`nsmatrix: internal error: ${e?.message ?? String(error)}\n`);
   if (process.env.NSMATRIX_DEBUG) process.stderr.write(`${(error as Error)?.stack ?? ''}\n`);
   else process.stderr.write('nsmatrix: set NSMATRIX_DEBUG=1 for a stack trace, and please report it\n');
-  return INFRA;
+  return ExitCode.infrastructure;
 }
 
 type Handler = (argv: Record<string, unknown>) => Promise<number>;
@@ -100,7 +94,7 @@ async function main(argv: string[]): Promise<void> {
       if (error) throw error;
       process.stderr.write(`nsmatrix: ${message}\n`);
       process.stderr.write('nsmatrix: see nsmatrix --help, or nsmatrix <command> --help\n');
-      process.exit(USAGE);
+      process.exit(ExitCode.usage);
     })
     .command(
       'validate [file]',
@@ -152,7 +146,7 @@ async function main(argv: string[]): Promise<void> {
           .option('state-dir', stateDirOption)
           .option('plain', { type: 'boolean', default: false, describe: 'Plain timestamped lines even on a terminal' })
           .option('fail-fast', { type: 'boolean', describe: "Override the matrix's fail-fast" })
-          .option('ephemeral-strategy', { choices: ['auto', 'overlay', 'btrfs-snapshot', 'volatile', 'copy'] as const, default: 'auto' as const, describe: 'How each cell gets its throwaway root' })
+          .option('ephemeral-strategy', { choices: ['auto', ...STRATEGIES] as const, default: 'auto' as const, describe: 'How each cell gets its throwaway root' })
           .option('seccomp', { type: 'boolean', default: true, describe: 'Keep the syscall filter; --no-seccomp sets SYSTEMD_SECCOMP=0 for faster starts (trusted matrices only)' })
           .option('shell-on-failure', { type: 'boolean', default: false, describe: "Open a shell in the first failing cell's container (needs a terminal)" })
           .example('$0 run matrices/smoke.yaml', 'Run the smoke matrix over four Debian releases')

@@ -16,7 +16,7 @@ import { toolVersion } from '../lib/version.js';
 import { buildTopLayer, validatePackages } from './layer.js';
 import { acquireKeyLock } from './lock.js';
 import { readOsRelease } from './os-release.js';
-import { describeOs, detectFamily, packagesForFamily, parseOsRelease, type PackageFamily } from './package-managers.js';
+import { describeOs, detectFamily, PACKAGE_FAMILIES, packagesForFamily, parseOsRelease, type PackageFamily } from './package-managers.js';
 import { parseImageRef } from './ref.js';
 import {
   buildDirsOf,
@@ -162,7 +162,7 @@ function familyOfBase(name: string, builder: BaseBuilder, baseRoot: string): { f
   const family = osRelease ? detectFamily(osRelease) : undefined;
   if (!osRelease || !family) {
     const found = osRelease ? `ID ${JSON.stringify(parseOsRelease(osRelease).ID ?? '')} is not a known family` : 'no /etc/os-release';
-    throw new InfraError(`image "${name}": cannot tell its package manager (${found}; known: apt, dnf, zypper, pacman, apk)`);
+    throw new InfraError(`image "${name}": cannot tell its package manager (${found}; known: ${PACKAGE_FAMILIES.join(', ')})`);
   }
   return { family, os: describeOs(osRelease) };
 }

@@ -2,7 +2,6 @@
 import type { core } from 'zod';
 import type { Diagnostic, PathSegment, SourceMap } from './source-map.js';
 import { knownKeysAt } from './schema.js';
-import type { SourcePosition } from './types.js';
 
 /** Optimal string alignment distance: a transposition ("stpes") counts as one edit. */
 export function editDistance(a: string, b: string): number {
@@ -154,10 +153,6 @@ export function formatDiagnostics(file: string, diagnostics: readonly Diagnostic
   const sorted = [...diagnostics].sort((a, b) => a.pos.line - b.pos.line || a.pos.col - b.pos.col);
   const lines = sorted.map(({ pos, message }) => `${file}:${pos.line}:${pos.col}: ${oneLine(message)}`);
   return [...new Set(lines)];
-}
-
-export function positionLine(file: string, pos: SourcePosition, message: string): string {
-  return `${file}:${pos.line}:${pos.col}: ${oneLine(message)}`;
 }
 
 function oneLine(text: string): string {

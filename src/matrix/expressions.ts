@@ -26,10 +26,6 @@ export function scanExpressions(text: string): ExpressionScan {
   return { keys, problems };
 }
 
-export function hasExpression(text: string): boolean {
-  return text.includes('${{');
-}
-
 /** Replaces every `${{ matrix.KEY }}`; a key the cell does not have becomes "" (as in GitHub Actions). */
 export function interpolate(text: string, values: Readonly<Record<string, MatrixValue>>): string {
   return text.replace(EXPRESSION_RE, (whole, inner: string) => {

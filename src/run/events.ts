@@ -19,7 +19,6 @@ export type RunEvent =
   | { type: 'run-end'; result: RunResult };
 
 export type RunEventType = RunEvent['type'];
-export type EventOf<T extends RunEventType> = Extract<RunEvent, { type: T }>;
 
 export type RunListener = (event: RunEvent) => void;
 

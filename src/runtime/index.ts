@@ -2,5 +2,5 @@
 export { openContainer, createRunScratch, gcRuntime } from './container.js';
 export { validateBinds, parseBind } from './binds.js';
 export { buildNspawnArgs, machineName, type NspawnPlan } from './args.js';
-export { chooseStrategy, parseStrategy, pickStrategy, STRATEGIES } from './strategy.js';
+export { chooseStrategy, pickStrategy, STRATEGIES } from './strategy.js';
 export type { Container, ContainerOptions, EphemeralStrategy, ExecRequest, ExecResult, HostInfo } from './types.js';

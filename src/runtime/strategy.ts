@@ -13,11 +13,6 @@ const BTRFS_SUBVOLUME_INODE = 256;
 
 export const STRATEGIES: readonly EphemeralStrategy[] = ['overlay', 'btrfs-snapshot', 'volatile', 'copy'];
 
-export function parseStrategy(text: string): EphemeralStrategy {
-  if ((STRATEGIES as readonly string[]).includes(text)) return text as EphemeralStrategy;
-  throw new UsageError(`--ephemeral-strategy: expected one of ${STRATEGIES.join(', ')}, got "${text}"`);
-}
-
 export async function isBtrfsSubvolume(path: string): Promise<boolean> {
   try {
     const fs = await statfs(path);

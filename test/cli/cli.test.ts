@@ -35,6 +35,14 @@ describe('nsmatrix CLI', () => {
     }
   });
 
+  it('refuses an unknown --ephemeral-strategy, naming the flag and the strategies the runtime has', () => {
+    const r = nsmatrix(['run', '--ephemeral-strategy', 'snapshot']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/ephemeral-strategy/);
+    for (const name of ['auto', 'overlay', 'btrfs-snapshot', 'volatile', 'copy']) expect(r.stderr).toContain(name);
+    expectNoStack(r.stderr);
+  });
+
   it('prints a completion script', () => {
     const r = nsmatrix(['completion']);
     expect(r.code).toBe(0);

@@ -2,12 +2,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
 import { OWN_MOUNT_NOISE } from '../../src/runtime/boot.js';
 import { cgroupHierarchies } from '../../src/runtime/cgroup.js';
 import { stepFiles, stepResult, stepToken, wrapperCommand } from '../../src/runtime/exec.js';
 import { formatLogLine, isNspawnNoise, StepLog, TAIL_LINES } from '../../src/runtime/log.js';
-import { parseStrategy, pickStrategy, isBtrfsSubvolume } from '../../src/runtime/strategy.js';
+import { pickStrategy, isBtrfsSubvolume } from '../../src/runtime/strategy.js';
 import { parseStatus, signalName } from '../../src/runtime/wrapper.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsm-pieces-'));
@@ -18,10 +17,6 @@ describe('strategy', () => {
     expect(pickStrategy({ btrfsSubvolume: true, overlayfs: true })).toBe('btrfs-snapshot');
     expect(pickStrategy({ btrfsSubvolume: false, overlayfs: true })).toBe('overlay');
     expect(pickStrategy({ btrfsSubvolume: false, overlayfs: false })).toBe('copy');
-  });
-  it('parses --ephemeral-strategy and rejects unknown names', () => {
-    expect(parseStrategy('volatile')).toBe('volatile');
-    expect(() => parseStrategy('snapshot')).toThrow(UsageError);
   });
   it('sees that a directory on this ext4 disk is not a btrfs subvolume', async () => {
     expect(await isBtrfsSubvolume(dir)).toBe(false);
