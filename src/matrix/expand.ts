@@ -254,6 +254,7 @@ export function planCells(model: MatrixModel, maxCells = DEFAULT_MAX_CELLS): Exp
       retries: step.retries ?? model.retries,
       continueOnError: resolveFlag(step.continueOnError, values),
       env: { ...interpolateAll(model.env, values), ...interpolateAll(step.env, values) },
+      ...(step.results ? { results: step.results } : {}),
     })),
   }));
   return { cells, problems };

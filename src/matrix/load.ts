@@ -129,6 +129,7 @@ function toModel(raw: MatrixFile, file: string, map: SourceMap): MatrixModel {
       if (step.timeout !== undefined) spec.timeoutMs = parseDuration(step.timeout)!;
       if (step['continue-on-error'] !== undefined) spec.continueOnError = step['continue-on-error'];
       if (step.retries !== undefined) spec.retries = step.retries;
+      if (step.results !== undefined && step.results.length > 0) spec.results = step.results.map((r) => ({ format: r.format, path: r.path }));
       return spec;
     }),
   };

@@ -163,6 +163,29 @@ export const matrixSchema = z
   })
   .catchall(z.array(scalarSchema, { error: 'an axis must be a list of values' }).min(1, { error: 'an axis needs at least one value' }));
 
+/** The formats of per-test result files a step may declare (`results:`). */
+export const RESULT_FORMATS = ['junit', 'tap', 'automake', 'go-json', 'auto'] as const;
+export const RESULT_PATH_MAX = 1024;
+
+/** Syntax of a `results:` path (a container path or glob; relative ones are under /src); undefined when fine. */
+export function resultPathProblem(path: string): string | undefined {
+  if (path.trim() === '') return 'empty path';
+  if (path.length > RESULT_PATH_MAX) return `a path longer than ${RESULT_PATH_MAX} characters`;
+  if (/[\u0000-\u001f\u007f]/u.test(path)) return 'a path must not contain newlines or control characters';
+  if (path.split('/').includes('..')) return '".." is not allowed (name the directory itself)';
+  if (/\{|\}/.test(path)) return '"{" and "}" are not supported (declare one entry per pattern)';
+  if (/\[(?![^\]/]*\])/.test(path)) return 'unclosed "["';
+  return undefined;
+}
+
+export const resultSpecSchema = z.strictObject({
+  format: z.enum(RESULT_FORMATS),
+  path: z.string({ error: 'expected a path or glob, e.g. "build/**/*.trs"' }).superRefine((path, ctx) => {
+    const problem = resultPathProblem(path);
+    if (problem) ctx.addIssue({ code: 'custom', message: `invalid results path ${show(path)}: ${problem}` });
+  }),
+});
+
 export const stepSchema = z.strictObject({
   name: z.string().min(1),
   run: z.string().min(1),
@@ -170,6 +193,7 @@ export const stepSchema = z.strictObject({
   'continue-on-error': continueOnErrorSchema.optional(),
   retries: retriesSchema.optional(),
   env: envSchema.optional(),
+  results: z.array(resultSpecSchema, { error: 'expected a list of { format, path }' }).max(32, { error: 'at most 32 results entries per step' }).optional(),
 });
 
 export const fileSchema = z.strictObject({
@@ -199,6 +223,7 @@ export type MatrixFile = z.infer<typeof fileSchema>;
 export function knownKeysAt(path: readonly (string | number)[]): string[] | undefined {
   if (path.length === 0) return Object.keys(fileSchema.shape);
   if (path[0] === 'steps' && path.length === 2) return Object.keys(stepSchema.shape);
+  if (path[0] === 'steps' && path.length === 4 && path[2] === 'results') return Object.keys(resultSpecSchema.shape);
   if (path[0] === 'images' && path.length === 2) return Object.keys(imageSpecSchema.shape);
   if (path[0] === 'images' && path.length === 3 && path[2] === 'pull') return Object.keys(pullSchema.shape);
   return undefined;

@@ -33,6 +33,14 @@ export interface ImageSpec {
   insecure?: boolean;
 }
 
+export type ResultFormat = 'junit' | 'tap' | 'automake' | 'go-json' | 'auto';
+
+/** A step's declared per-test result files: a container path or glob (relative ones under /src). */
+export interface ResultSpec {
+  format: ResultFormat;
+  path: string;
+}
+
 export interface StepSpec {
   name: string;
   /** Shell script; may contain `${{ matrix.KEY }}` (interpolated per cell). */
@@ -43,6 +51,8 @@ export interface StepSpec {
   continueOnError?: boolean | string;
   retries?: number;
   env: Record<string, string>;
+  /** Per-test result files gathered after every attempt (`results:`). */
+  results?: ResultSpec[];
 }
 
 export interface Axis {
@@ -106,6 +116,8 @@ export interface CellStep {
   retries: number;
   continueOnError: boolean;
   env: Record<string, string>;
+  /** Per-test result files gathered after every attempt; absent when the step declares none. */
+  results?: ResultSpec[];
 }
 
 /** One combination of the matrix: what `list` prints and `run` runs. */
