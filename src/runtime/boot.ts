@@ -4,13 +4,12 @@
  * root. The wrapper writes the step's exact status into a pipe the host holds. The journal lives on the host
  * (bound onto /var/log/journal) and is read with the host's journalctl after shutdown, once disarmed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync } from 'node:fs';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
 import { InfraError } from '../errors.js';
-import { resources, type Releasable } from '../lib/resources.js';
+import { KILL_GRACE_MS, start } from '../lib/process.js';
 import { AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_UNIT, exportLines } from './agent.js';
 import { buildNspawnArgs, isValidEnvName, nspawnEnvironment, type NspawnPlan } from './args.js';
 import type { ContainerCgroup } from './cgroup.js';
@@ -19,7 +18,6 @@ import { disarmTree } from './disarm.js';
 import { publishStepCode, stepToken } from './exec.js';
 import { StepLog } from './log.js';
 import { recordNspawnPid } from './orphans.js';
-import { cgroupWrappedArgv, KILL_GRACE_MS, stopChild } from './supervise.js';
 import type { ExecRequest, ExecResult, JournalSummary } from './types.js';
 import { parseStatus } from './wrapper.js';
 
@@ -113,20 +111,19 @@ async function placeAgent(ctx: BootContext): Promise<{ input: FileHandle; output
 export async function bootContainer(ctx: BootContext): Promise<BootedContainer> {
   const agent = await placeAgent(ctx);
   const argv = [ctx.plan.host.nspawnPath ?? 'systemd-nspawn', ...buildNspawnArgs({ ...ctx.plan, boot: true, agentUnit: ctx.agentUnitPath, command: AGENT_INIT_ARGS })];
-  const { file, args, env } = cgroupWrappedArgv(argv, ctx.cgroup);
   const consoleLog = await StepLog.open(ctx.consoleLogPath);
-  const child: ChildProcess = spawn(file, args, {
-    env: { ...process.env, ...nspawnEnvironment(ctx.plan.host, { mode: 'boot', noSeccomp: ctx.noSeccomp }), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const nspawn = start(argv, {
+    env: nspawnEnvironment(ctx.plan.host, { mode: 'boot', noSeccomp: ctx.noSeccomp }),
+    cgroupProcs: ctx.cgroup?.procsFiles,
+    label: `booted container ${ctx.plan.machine}`,
+    onOutput: (stream, chunk) => void consoleLog.write(stream, chunk),
     detached: true,
+    // Cleanup on a signal shuts the container down cleanly, as stop() does.
+    graceMs: SHUTDOWN_GRACE_MS,
   });
-  recordNspawnPid(dirname(ctx.control.shared), child.pid);
-  child.stdout!.on('data', (c: Buffer) => consoleLog.write('stdout', c));
-  child.stderr!.on('data', (c: Buffer) => consoleLog.write('stderr', c));
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('close', (code) => resolve(code));
-    child.once('error', () => resolve(null));
-  });
+  recordNspawnPid(dirname(ctx.control.shared), nspawn.pid);
+  // Output closed too: after nspawn, everything of the container is gone.
+  const exited = nspawn.result.then((result) => result.exitCode);
 
   // Messages from the agent: `ready STATE` once, `done TOKEN` per step. Waiters are also woken when nspawn exits.
   let readyState: string | null = null;
@@ -153,17 +150,13 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
     await agent.input.close().catch(() => undefined);
     await consoleLog.close();
   });
-  let stopping: Promise<void> | undefined;
-  const stop = (graceMs = SHUTDOWN_GRACE_MS) =>
-    (stopping ??= (async () => {
-      await stopChild(child, exited, graceMs);
-      await exited;
-    })());
-  const registration: Releasable = resources.add(`booted container ${ctx.plan.machine}`, () => stop());
+  const stop = async (graceMs = SHUTDOWN_GRACE_MS) => {
+    await nspawn.stop(graceMs);
+    await exited;
+  };
 
   const fail = async (why: string): Promise<never> => {
     await stop(KILL_GRACE_MS);
-    await registration.release();
     throw new InfraError(`container ${ctx.plan.machine} did not boot: ${why}`, { logPath: ctx.consoleLogPath, tail: consoleLog.tail() });
   };
 
@@ -179,10 +172,7 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
     get stopped() {
       return stopped;
     },
-    stop: async (graceMs?: number) => {
-      await stop(graceMs);
-      await registration.release();
-    },
+    stop: (graceMs?: number) => stop(graceMs),
     exec: async (request) => {
       const unavailable = (why: string): ExecResult => ({ exitCode: null, signal: null, timedOut: false, durationMs: 0, tail: [], infrastructureError: why });
       if (stopped) return unavailable(`container ${ctx.plan.machine} is no longer running`);
@@ -260,26 +250,18 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
 }
 
 /** Runs journalctl on a disarmed journal directory, keeping at most MAX_QUERY_BYTES of its output. */
-function journalctl(dir: string, extra: string[], toFile?: string): Promise<string> {
-  return new Promise((resolve) => {
-    const out = toFile ? openSync(toFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644) : 'pipe';
-    const child = spawn('journalctl', [`--directory=${dir}`, '--no-pager', '-q', ...extra], { stdio: ['ignore', out, 'ignore'] });
-    if (typeof out === 'number') closeSync(out);
-    let text = '';
-    child.stdout?.setEncoding('utf8');
-    child.stdout?.on('data', (chunk: string) => {
-      text += chunk;
-      if (text.length > MAX_QUERY_BYTES) child.kill('SIGKILL');
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    const registration = resources.add(`journalctl ${dir} (pid ${child.pid ?? '?'})`, () => void child.kill('SIGKILL'));
-    const finish = () => {
-      clearTimeout(timer);
-      void registration.release().then(() => resolve(text.slice(0, MAX_QUERY_BYTES)));
-    };
-    child.once('error', finish);
-    child.once('close', finish);
+async function journalctl(dir: string, extra: string[], toFile?: string): Promise<string> {
+  const out = toFile ? openSync(toFile, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644) : 'pipe';
+  const query = start(['journalctl', `--directory=${dir}`, '--no-pager', '-q', ...extra], {
+    label: `journalctl ${dir}`,
+    stdout: out,
+    stderr: 'ignore',
+    maxBuffer: MAX_QUERY_BYTES,
+    timeoutMs: 60_000,
+    killSignal: 'SIGKILL',
   });
+  if (typeof out === 'number') closeSync(out);
+  return (await query.result).stdout.slice(0, MAX_QUERY_BYTES);
 }
 
 /** Exports the journal to `journal.txt` and summarises errors and coredumps. */

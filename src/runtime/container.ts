@@ -3,14 +3,13 @@
  * scratch directory, the copy-on-write strategy, and exec/close. Everything created is registered in
  * `resources` while alive and removed by `close()` (idempotent).
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { InfraError } from '../errors.js';
 import { detectHost } from '../lib/host.js';
+import { runChecked } from '../lib/process.js';
 import { resources } from '../lib/resources.js';
 import { machineName, type NspawnPlan } from './args.js';
 import { validateBinds } from './binds.js';
@@ -24,7 +23,6 @@ import { prepareCellRoot, type CellRoot } from './root.js';
 import { chooseStrategy } from './strategy.js';
 import type { Container, ContainerOptions, HostInfo } from './types.js';
 
-const execFileAsync = promisify(execFile);
 const RUN_DIR = 'run';
 const OWNER_FILE = 'owner.pid';
 
@@ -121,7 +119,7 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
   const sourceCopyDir = opts.privateUsers && opts.sourceMode === 'overlay' ? join(scratch, 'src-copy') : undefined;
   if (sourceCopyDir) {
     try {
-      await execFileAsync('cp', ['-a', '--reflink=auto', opts.sourceDir, sourceCopyDir]);
+      await runChecked(['cp', '-a', '--reflink=auto', opts.sourceDir, sourceCopyDir]);
     } catch (error) {
       await rootEntry.release();
       await scratchEntry.release();

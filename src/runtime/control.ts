@@ -8,14 +8,11 @@
  * - names carry a random token, so a step cannot prepare the names of later steps' files;
  * - results are read with `readContainerFile`: regular files only, never through a link, at most N bytes.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { chown, lstat, mkdir, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
+import { runChecked } from '../lib/process.js';
 
 export interface ControlDir {
   /** Bound into the container (read-write): hostile after the first container started. */
@@ -59,7 +56,7 @@ export async function publishFile(dir: ControlDir, name: string, content: string
 /** Makes FIFOs in staging (so the caller can open them while only the host can reach them); publish with `publishStaged`. */
 export async function makeStagedFifos(dir: ControlDir, names: string[]): Promise<string[]> {
   const paths = names.map((n) => join(dir.staging, n));
-  await execFileAsync('mkfifo', ['-m', '0600', '--', ...paths]);
+  await runChecked(['mkfifo', '-m', '0600', '--', ...paths]);
   const owner = await sharedOwner(dir);
   for (const p of paths) await chown(p, owner.uid, owner.gid);
   return paths;

@@ -6,13 +6,10 @@
  *   users need: nspawn refuses `--private-users` with an overlay over `/`).
  * - volatile: nspawn's `--volatile=overlay` (tmpfs upper layer, discarded after every step).
  */
-import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runChecked } from '../lib/process.js';
 import type { EphemeralStrategy } from './types.js';
-
-const execFileAsync = promisify(execFile);
 
 export interface CellRoot {
   /** What nspawn's `-D` gets. */
@@ -33,11 +30,11 @@ export async function prepareCellRoot(strategy: EphemeralStrategy, imageRoot: st
       return { root: imageRoot, release: async () => undefined };
     case 'btrfs-snapshot': {
       const root = join(scratch, 'rootfs');
-      await execFileAsync('btrfs', ['subvolume', 'snapshot', imageRoot, root]);
+      await runChecked(['btrfs', 'subvolume', 'snapshot', imageRoot, root]);
       return {
         root,
         release: async () => {
-          await execFileAsync('btrfs', ['subvolume', 'delete', root]).catch(() => undefined);
+          await runChecked(['btrfs', 'subvolume', 'delete', root]).catch(() => undefined);
           await rm(root, { recursive: true, force: true });
         },
       };
@@ -46,7 +43,7 @@ export async function prepareCellRoot(strategy: EphemeralStrategy, imageRoot: st
       const root = join(scratch, 'rootfs');
       const release = () => rm(root, { recursive: true, force: true });
       try {
-        await execFileAsync('cp', ['-a', '--reflink=auto', imageRoot, root]);
+        await runChecked(['cp', '-a', '--reflink=auto', imageRoot, root]);
       } catch (error) {
         await release();
         throw error;
