@@ -2,12 +2,10 @@
  * Tree operations on image root filesystems: create, clone (btrfs snapshot, else a reflink-when-possible copy),
  * size, and safe removal.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { promisify } from 'node:util';
+import { runChecked } from '../lib/process.js';
 
-const run = promisify(execFile);
 const BTRFS_SUPER_MAGIC = 0x9123683e;
 /** The root directory of every btrfs subvolume has this inode number. */
 const BTRFS_SUBVOLUME_INODE = 256;
@@ -29,13 +27,13 @@ export function isSubvolume(path: string): boolean {
 
 /** An empty root directory; a subvolume on btrfs, so that top layers can snapshot it in constant time. */
 export async function makeRootDir(path: string): Promise<void> {
-  if (onBtrfs(dirname(path))) await run('btrfs', ['subvolume', 'create', '--', path]);
+  if (onBtrfs(dirname(path))) await runChecked(['btrfs', 'subvolume', 'create', '--', path]);
   else mkdirSync(path, { mode: 0o755 });
 }
 
 export async function cloneTree(from: string, to: string): Promise<CloneStrategy> {
   if (isSubvolume(from) && onBtrfs(dirname(to))) {
-    await run('btrfs', ['subvolume', 'snapshot', '--', from, to]);
+    await runChecked(['btrfs', 'subvolume', 'snapshot', '--', from, to]);
     return 'btrfs-snapshot';
   }
   await copyTree(from, to);
@@ -44,17 +42,17 @@ export async function cloneTree(from: string, to: string): Promise<CloneStrategy
 
 export async function copyTree(from: string, to: string): Promise<void> {
   // The parent-death signal keeps a copy from writing on after we were killed (the next start removes it).
-  await run('setpriv', ['--pdeathsig', 'KILL', '--', 'cp', '-a', '--reflink=auto', '--', from, to], { maxBuffer: 16 << 20 });
+  await runChecked(['setpriv', '--pdeathsig', 'KILL', '--', 'cp', '-a', '--reflink=auto', '--', from, to]);
 }
 
 /** syncfs(2) of the filesystem holding `path`. */
 export async function syncFileSystem(path: string): Promise<void> {
-  await run('sync', ['--file-system', '--', path]);
+  await runChecked(['sync', '--file-system', '--', path]);
 }
 
 export async function treeSize(path: string): Promise<number> {
   try {
-    const { stdout } = await run('du', ['-sb', '--one-file-system', '--', path]);
+    const { stdout } = await runChecked(['du', '-sb', '--one-file-system', '--', path]);
     return Number(stdout.split('\t')[0]) || 0;
   } catch {
     return 0;
@@ -84,10 +82,10 @@ export function mountsBelow(path: string): string[] {
  */
 export async function removeTree(path: string): Promise<void> {
   if (!existsSync(path)) return;
-  for (const point of mountsBelow(path)) await run('umount', ['-l', '--', point]).catch(() => undefined);
+  for (const point of mountsBelow(path)) await runChecked(['umount', '-l', '--', point]).catch(() => undefined);
   // Our subvolumes sit at `<dir>/rootfs`; rm --one-file-system would refuse to cross into them.
   for (const candidate of [`${path}/rootfs`, path]) {
-    if (isSubvolume(candidate)) await run('btrfs', ['subvolume', 'delete', '--', candidate]);
+    if (isSubvolume(candidate)) await runChecked(['btrfs', 'subvolume', 'delete', '--', candidate]);
   }
-  if (existsSync(path)) await run('rm', ['-rf', '--one-file-system', '--', path]);
+  if (existsSync(path)) await runChecked(['rm', '-rf', '--one-file-system', '--', path]);
 }

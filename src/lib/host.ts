@@ -4,9 +4,9 @@
  * namespaces and the cgroup layout. Shared by the images stage (which runs nspawn for package installs) and
  * the runtime stage.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { runSync } from './process.js';
 
 export interface HostInfo {
   isRoot: boolean;
@@ -57,14 +57,12 @@ function cgroupLayout(): HostInfo['cgroupLayout'] {
 
 function nspawnVersion(path: string | null): { major: number | null; text: string | null } {
   if (!path) return { major: null, text: null };
-  try {
-    const out = execFileSync(path, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    const first = out.split('\n')[0] ?? '';
-    const match = /systemd (\d+)/.exec(first);
-    return { major: match ? Number(match[1]) : null, text: first.trim() || null };
-  } catch {
-    return { major: null, text: null };
-  }
+  // Synchronous: read once, when a command first asks what the host can do (never by --version or --help).
+  const result = runSync([path, '--version'], { stderr: 'ignore' });
+  if (result.failed) return { major: null, text: null };
+  const first = result.stdout.split('\n')[0] ?? '';
+  const match = /systemd (\d+)/.exec(first);
+  return { major: match ? Number(match[1]) : null, text: first.trim() || null };
 }
 
 let cached: HostInfo | undefined;

@@ -4,16 +4,14 @@
  * no layer and a moved tag is a new key); a build copies exactly that digest with skopeo and unpacks it with umoci.
  */
 import { chmodSync, chownSync, readdirSync, renameSync, statSync } from 'node:fs';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { InfraError } from '../../errors.js';
+import { runChecked } from '../../lib/process.js';
 import { runLogged } from '../process.js';
 import { formatOciReference, pinnedTransport, type OciReference } from '../oci/reference.js';
 import { copyArgv, findAuthFile, resolveManifest, unpackArgv, type RegistryOptions } from '../oci/skopeo.js';
 import type { BaseBuilder, BuildContext } from './types.js';
 
-const run = promisify(execFile);
 const LAYOUT_TAG = 'image';
 
 /** Moves the unpacked tree's entries into the (possibly btrfs subvolume) target and gives it the tree's owner and mode. */
@@ -56,7 +54,7 @@ export async function ociBuilder(
       const rootfs = join(bundle, 'rootfs');
       adoptTree(rootfs, targetDir);
       // nspawn provides /dev; device nodes from an image are never needed and never trusted.
-      await run('find', [targetDir, '-xdev', '(', '-type', 'b', '-o', '-type', 'c', ')', '-delete']);
+      await runChecked(['find', targetDir, '-xdev', '(', '-type', 'b', '-o', '-type', 'c', ')', '-delete']);
       const usr = statSync(join(targetDir, 'usr'), { throwIfNoEntry: false });
       if (!usr?.isDirectory()) {
         throw new InfraError(`${written} is not a distribution image (no usr/ in its root filesystem)`, { logPath: context.log.path });

@@ -8,15 +8,12 @@ import { createReadStream, createWriteStream, openSync, readSync, closeSync } fr
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { InfraError } from '../../errors.js';
+import { runChecked } from '../../lib/process.js';
 import type { BuildLog } from '../build-log.js';
 import { runLogged } from '../process.js';
 import { auditTarEntries, parseTarListing } from '../tar-audit.js';
 import type { BaseBuilder, BuildContext } from './types.js';
-
-const run = promisify(execFile);
 
 /** Copies `url` to `dest`, returning the sha256 of the bytes written. */
 export async function fetchToFile(url: string, dest: string, signal?: AbortSignal): Promise<string> {
@@ -71,7 +68,7 @@ async function unpack(file: string, target: string, log: BuildLog, signal?: Abor
   const compression = compressionFlag(readHead(file));
   let listing: string;
   try {
-    ({ stdout: listing } = await run('tar', ['-tv', '--numeric-owner', '--quoting-style=c', ...compression, '-f', file], {
+    ({ stdout: listing } = await runChecked(['tar', '-tv', '--numeric-owner', '--quoting-style=c', ...compression, '-f', file], {
       maxBuffer: 256 << 20,
     }));
   } catch (error) {
@@ -91,7 +88,7 @@ async function unpack(file: string, target: string, log: BuildLog, signal?: Abor
   if (outcome.exitCode !== 0) throw new InfraError(`unpacking failed (exit ${outcome.exitCode ?? outcome.signal})`, { logPath: log.path, tail: log.tail() });
   if (audit.devices.length) {
     log.info(`removing ${audit.devices.length} device node(s) from the tree (nspawn provides /dev)`);
-    await run('find', [target, '-xdev', '(', '-type', 'b', '-o', '-type', 'c', ')', '-delete']);
+    await runChecked(['find', target, '-xdev', '(', '-type', 'b', '-o', '-type', 'c', ')', '-delete']);
   }
 }
 

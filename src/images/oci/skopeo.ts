@@ -3,12 +3,11 @@
  * digest while copying) and the unpacking by umoci (layer order, whiteouts, opaque directories, hard links,
  * ownership; it checks each blob against its digest as it reads the layout). Argv builders are pure.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InfraError } from '../../errors.js';
-import { resources } from '../../lib/resources.js';
+import { run } from '../../lib/process.js';
 import { chooseManifest, dockerTransport, hostPlatform, type ManifestChoice, type OciReference } from './reference.js';
 
 export interface RegistryOptions {
@@ -57,47 +56,6 @@ export function unpackArgv(layoutDir: string, tag: string, bundleDir: string): s
   return ['umoci', 'unpack', '--image', `${layoutDir}:${tag}`, bundleDir];
 }
 
-export interface CapturedRun {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A short command whose output we need (skopeo inspect): registered while alive, killed on abort or timeout. */
-export function runCaptured(argv: string[], options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<CapturedRun> {
-  return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) {
-      reject(new InfraError(`${argv[0]}: aborted`));
-      return;
-    }
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    const kill = () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    };
-    const holder = resources.add(`${argv[0]} (pid ${child.pid})`, kill);
-    const timer = options.timeoutMs ? setTimeout(kill, options.timeoutMs) : undefined;
-    options.signal?.addEventListener('abort', kill, { once: true });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    const done = () => {
-      if (timer) clearTimeout(timer);
-      options.signal?.removeEventListener('abort', kill);
-      void holder.release().catch(() => undefined);
-    };
-    child.on('error', (error) => {
-      done();
-      reject(new InfraError(`cannot run ${argv[0]}: ${error.message}${(error as NodeJS.ErrnoException).code === 'ENOENT' ? ' (apt-get install skopeo umoci)' : ''}`));
-    });
-    child.on('close', (exitCode) => {
-      done();
-      if (options.signal?.aborted) reject(new InfraError(`${argv[0]}: aborted`));
-      else resolve({ exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
-
 /** skopeo's fatal line without the logrus decoration. */
 export function skopeoError(stderr: string): string {
   const lines = stderr.trim().split('\n').filter(Boolean);
@@ -109,7 +67,13 @@ export function skopeoError(stderr: string): string {
 /** Ask the registry which manifest `ref` names for this host's platform. Downloads the manifest only, no layers. */
 export async function resolveManifest(ref: OciReference, options: RegistryOptions, signal?: AbortSignal): Promise<ManifestChoice> {
   const argv = inspectRawArgv(ref, options);
-  const result = await runCaptured(argv, { timeoutMs: 120_000, ...(signal ? { signal } : {}) });
+  // A short command whose output we need: killed on abort or timeout.
+  const result = await run(argv, { timeoutMs: 120_000, killSignal: 'SIGKILL', ...(signal ? { signal } : {}) });
+  if (result.isCanceled) throw new InfraError(`${argv[0]}: aborted`);
+  if (result.error) {
+    const missing = (result.error as NodeJS.ErrnoException).code === 'ENOENT' ? ' (apt-get install skopeo umoci)' : '';
+    throw new InfraError(`cannot run ${argv[0]}: ${result.error.message}${missing}`);
+  }
   if (result.exitCode !== 0) {
     throw new InfraError(`cannot resolve ${dockerTransport(ref)}: ${skopeoError(result.stderr)}`, {
       tail: result.stderr.trim().split('\n').slice(-10),
