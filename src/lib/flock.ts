@@ -1,10 +1,17 @@
 /**
  * Exclusive or shared locks on a file, held by a `flock(1)` child whose stdin is our pipe: when this process exits
  * or is killed (even by SIGKILL) the pipe closes, the child exits and the kernel drops the lock. No stale lock
- * files to reason about. While held, the lock is registered in the process-wide resource registry.
+ * files to reason about. While held (or waited for), the flock process is registered in the process-wide
+ * resource registry. The one lock implementation: image keys (images/lock.ts) and output directories use it.
+ *
+ * Releasing, and giving up a wait (abort, cleanup), kill flock(1) with SIGKILL at once and wait for it to exit:
+ * the lock is flock's own descriptor (`-o` keeps it from the command it runs), so the kernel drops it the moment
+ * flock dies, and nothing of flock needs a graceful end. A waiting flock never reads stdin, so only a signal
+ * ends its wait; a holding one would follow our closed stdin too, but only after its `cat` noticed. When
+ * release() resolves, the lock is free.
  */
-import { spawn } from 'node:child_process';
-import { resources } from './resources.js';
+import { closeSync, openSync } from 'node:fs';
+import { start } from './process.js';
 
 export interface FileLock {
   release(): Promise<void>;
@@ -20,50 +27,60 @@ export interface FlockOptions {
   waitNoticeMs?: number;
   /** Names the lock in errors and in the resource registry. */
   label: string;
+  /** Creates a missing lock file with this mode first (flock(1) would make it 0644). */
+  mode?: number;
 }
 
 export class LockError extends Error {
   override name = 'LockError';
+  constructor(
+    message: string,
+    /** Why: the wait was aborted, or flock(1) could not run or failed. */
+    readonly reason: 'aborted' | 'failed',
+  ) {
+    super(message);
+  }
 }
 
+/** The lock, or null when `nonBlocking` and someone else holds it; rejects with a LockError. */
 export function acquireFlock(file: string, options: FlockOptions): Promise<FileLock | null> {
-  const mode = [options.shared ? '-s' : '-x', ...(options.nonBlocking ? ['-n', '-E', '75'] : [])];
-  // -o: the lock descriptor is not passed to the command, so killing flock alone releases it.
-  const child = spawn('flock', [...mode, '-o', file, 'sh', '-c', 'echo locked; exec cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  const stop = async () => {
-    child.stdin.end();
-    if (child.exitCode === null && child.signalCode === null) {
-      const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
-      await exited;
-      clearTimeout(timer);
+  if (options.mode !== undefined) {
+    try {
+      closeSync(openSync(file, 'a', options.mode));
+    } catch {
+      // flock(1) below says what is wrong with the path
     }
-  };
-  const holder = resources.add(`${options.label} (flock pid ${child.pid})`, stop);
+  }
+  if (options.signal?.aborted) return Promise.reject(new LockError(`waiting for ${options.label} was aborted`, 'aborted'));
+  const mode = [options.shared ? '-s' : '-x', ...(options.nonBlocking ? ['-n', '-E', '75'] : [])];
   return new Promise<FileLock | null>((resolve, reject) => {
     let settled = false;
     let stderr = '';
     const notice = setTimeout(() => options.onWait?.(), options.waitNoticeMs ?? 300);
-    const finish = (outcome: { lock: FileLock | null } | { error: Error }) => {
+    const settle = (outcome: { lock: FileLock | null } | { error: LockError }) => {
       if (settled) return;
       settled = true;
       clearTimeout(notice);
       options.signal?.removeEventListener('abort', onAbort);
-      if ('error' in outcome) void holder.release().finally(() => reject(outcome.error));
-      else if (outcome.lock === null) void holder.release().finally(() => resolve(null));
+      if ('error' in outcome) void flock.stop().finally(() => reject(outcome.error));
       else resolve(outcome.lock);
     };
-    const onAbort = () => finish({ error: new LockError(`waiting for ${options.label} was aborted`) });
-    if (options.signal?.aborted) return onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('locked')) finish({ lock: { release: () => holder.release() } });
+    const onAbort = () => settle({ error: new LockError(`waiting for ${options.label} was aborted`, 'aborted') });
+    // -o: the lock descriptor is not passed to the command, so killing flock alone releases it.
+    const flock = start(['flock', ...mode, '-o', file, 'sh', '-c', 'echo locked; exec cat'], {
+      label: options.label,
+      stdin: 'pipe',
+      killSignal: 'SIGKILL',
+      onOutput: (stream, chunk) => {
+        if (stream === 'stderr') stderr = (stderr + chunk.toString()).slice(-4096);
+        else if (chunk.includes('locked')) settle({ lock: { release: () => flock.stop() } });
+      },
     });
-    child.on('error', (error) => finish({ error: new LockError(`cannot run flock(1) for ${options.label}: ${error.message}`) }));
-    child.on('close', (code) => {
-      if (code === 75 && options.nonBlocking) finish({ lock: null });
-      else finish({ error: new LockError(`flock(1) on ${file} exited ${code}: ${stderr.trim()}`) });
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    void flock.result.then((result) => {
+      if (result.exitCode === 75 && options.nonBlocking) settle({ lock: null });
+      else if (result.error) settle({ error: new LockError(`cannot run flock(1) for ${options.label}: ${result.error.message}`, 'failed') });
+      else settle({ error: new LockError(`flock(1) on ${file} exited ${result.exitCode ?? result.signal}: ${stderr.trim()}`, 'failed') });
     });
   });
 }
