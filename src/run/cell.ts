@@ -4,10 +4,11 @@
  * by the caller.
  */
 import { join } from 'node:path';
-import type { Cell, CellStep } from '../matrix/types.js';
+import type { Cell, CellStep, ResultSpec } from '../matrix/types.js';
+import { collectTests, DEFAULT_GATHER_LIMITS, GatherSink, gatherScript, markFlakyTests, readGathered, type GatherLimits } from '../results/index.js';
 import type { Container, ExecResult } from '../runtime/types.js';
 import type { RunEvents } from './events.js';
-import { isFailedStep, type AttemptResult, type StepResult } from './result.js';
+import { isFailedStep, type AttemptResult, type AttemptTestResults, type StepResult } from './result.js';
 
 export const SKIP_EXIT_STATUS = 77;
 
@@ -15,6 +16,51 @@ export function stepLogName(step: { index: number; name: string }, attempt: numb
   const slug = step.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'step';
   const nn = String(step.index + 1).padStart(2, '0');
   return attempt === 1 ? `${nn}-${slug}.log` : `${nn}-${slug}.attempt${attempt}.log`;
+}
+
+/** The log of gathering an attempt's result files: `01-test.results.log`, `01-test.attempt2.results.log`. */
+export function resultsLogName(step: { index: number; name: string }, attempt: number): string {
+  return stepLogName(step, attempt).replace(/\.log$/, '.results.log');
+}
+
+/** How long gathering one attempt's result files may take. */
+export const GATHER_TIMEOUT_MS = 60_000;
+
+/**
+ * Gathers an attempt's result files inside the container (the host never reads a container path) and parses them.
+ * Never throws: a container that is gone, a script that times out or garbage on its output become warnings.
+ */
+export async function gatherAttemptResults(
+  container: Container,
+  step: { index: number; name: string },
+  specs: ResultSpec[],
+  logPath: { absolute: string; relative: string },
+  limits: GatherLimits = DEFAULT_GATHER_LIMITS,
+): Promise<AttemptTestResults> {
+  const { script, token } = gatherScript(specs, limits);
+  const sink = new GatherSink(limits);
+  let exec: ExecResult;
+  try {
+    exec = await container.exec({
+      index: step.index,
+      name: `${step.name} (results)`,
+      script,
+      env: {},
+      timeoutMs: GATHER_TIMEOUT_MS,
+      logPath: logPath.absolute,
+      onOutput: (stream, chunk) => {
+        if (stream === 'stdout') sink.write(chunk);
+      },
+    });
+  } catch (error) {
+    return { tests: [], files: [], warnings: [`result files not gathered: ${(error as Error).message}`], logPath: logPath.relative };
+  }
+  const gathered = readGathered(sink.bytes(), token, specs, limits, sink.overflowed);
+  const collected = collectTests(gathered, specs);
+  const warnings = [...collected.warnings];
+  if (exec.infrastructureError !== undefined) warnings.unshift(`result files missing: the container is gone (${exec.infrastructureError})`);
+  else if (exec.timedOut) warnings.unshift(`gathering result files timed out after ${GATHER_TIMEOUT_MS / 1000}s`);
+  return { ...collected, warnings, logPath: logPath.relative };
 }
 
 /** An attempt's verdict: what the last attempt of a step means for the step. */
@@ -97,6 +143,12 @@ export async function runCellSteps(ctx: StepRunContext): Promise<CellStepsOutcom
         logPath: logRel,
         tail: exec.tail,
       };
+      if (step.results && exec.infrastructureError === undefined) {
+        // After every attempt that ran (passed, failed, timed out, skipped, stopped), before the container goes.
+        const resultsRel = join(ctx.cellDir, resultsLogName(step, attempt));
+        record.results = await gatherAttemptResults(container, step, step.results, { absolute: join(ctx.outputDir, resultsRel), relative: resultsRel });
+        markFlakyTests(attempts.map((a) => a.results?.tests).concat([record.results.tests]));
+      }
       attempts.push(record);
       if (exec.infrastructureError !== undefined) {
         infrastructureError = exec.infrastructureError;

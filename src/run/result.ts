@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { TEST_OUTCOMES, type TestResult } from '../results/types.js';
 
 export const RESULT_VERSION = 1;
 
@@ -30,6 +31,29 @@ export const CELL_OUTCOMES = [
 
 export const RUN_OUTCOMES = ['passed', 'failed', 'error', 'interrupted'] as const;
 
+/** One upstream test of a step attempt, read from the files the step declares with `results:`. */
+const testSchema = z.object({
+  name: z.string(),
+  /** JUnit classname or suite, Go package, TAP parent tests, automake directory ("" when none). */
+  suite: z.string(),
+  outcome: z.enum(TEST_OUTCOMES),
+  durationMs: z.number().optional(),
+  message: z.string().optional(),
+  details: z.string().optional(),
+  /** Passed in this (last) attempt after failing in an earlier one. */
+  flaky: z.boolean().optional(),
+});
+
+const attemptTestsSchema = z.object({
+  tests: z.array(testSchema),
+  /** Container paths of the files read, the format each was read as, and how many tests each held. */
+  files: z.array(z.object({ path: z.string(), format: z.string(), tests: z.number().int().nonnegative() })),
+  /** Missing, malformed, cut or unrecognised result files, in words: never a crash, never a lost report. */
+  warnings: z.array(z.string()),
+  /** The gathering's own log, relative to the output directory. */
+  logPath: z.string().optional(),
+});
+
 const attemptSchema = z.object({
   attempt: z.number().int().positive(), // 1-based
   startedAt: z.string(), // ISO 8601
@@ -42,6 +66,8 @@ const attemptSchema = z.object({
   logPath: z.string(),
   /** The last lines of the output (already decoded, at most ~100 lines). */
   tail: z.array(z.string()),
+  /** Per-test results gathered after this attempt; absent when the step declares no `results:`. */
+  results: attemptTestsSchema.optional(),
 });
 
 const stepSchema = z.object({
@@ -116,6 +142,10 @@ export type StepOutcome = (typeof STEP_OUTCOMES)[number];
 export type CellOutcome = (typeof CELL_OUTCOMES)[number];
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];
 export type AttemptResult = z.infer<typeof attemptSchema>;
+export type AttemptTestResults = z.infer<typeof attemptTestsSchema>;
+export type TestRecord = z.infer<typeof testSchema>;
+// The parsers' type and the model's are one shape: a parser's test is stored as it is.
+export const testRecordOf = (test: TestResult): TestRecord => test;
 export type StepResult = z.infer<typeof stepSchema>;
 export type JournalSummary = z.infer<typeof journalSchema>;
 export type CellResult = z.infer<typeof cellSchema>;
@@ -124,6 +154,15 @@ export type RunResult = z.infer<typeof runResultSchema>;
 /** The step failed (exit status, signal or timeout): what fail-fast, retries and reports count as a failure. */
 export function isFailedStep(outcome: StepOutcome): boolean {
   return outcome === 'failed' || outcome === 'timed-out';
+}
+
+/** The tests of a step: those of its last attempt (flaky ones marked), empty when it declares no results. */
+export function stepTests(step: StepResult): TestRecord[] {
+  return step.attempts.at(-1)?.results?.tests ?? [];
+}
+
+export function isFailedTestOutcome(outcome: TestRecord['outcome']): boolean {
+  return outcome === 'failed' || outcome === 'error';
 }
 
 /** The cell did not pass through its own fault or the infrastructure's (cancelled and skipped cells are neither). */
