@@ -55,13 +55,19 @@ export function summaryTable(result: RunResult, c: Palette): string {
   return [c.bold(line(header)), ...rows.map(line)].join('\n');
 }
 
+/** "1 cell", "2 cells": the word for a count (English plurals in -s, which is all nsmatrix needs). */
+export function plural(count: number, word: string): string {
+  return count === 1 ? word : `${word}s`;
+}
+
 export function totals(result: RunResult): string {
   const count = (o: CellResult['outcome']) => result.cells.filter((c) => c.outcome === o).length;
   const parts = [`${count('passed')} passed`, `${count('failed')} failed`];
-  for (const [o, label] of [['error', 'errors'], ['cancelled', 'cancelled'], ['skipped', 'skipped']] as const) {
-    if (count(o) > 0) parts.push(`${count(o)} ${label}`);
+  for (const [o, label] of [['error', 'error'], ['cancelled', ''], ['skipped', '']] as const) {
+    const n = count(o);
+    if (n > 0) parts.push(`${n} ${label ? plural(n, label) : o}`);
   }
-  return `${result.cells.length} cells: ${parts.join(', ')} in ${formatDuration(result.durationMs)}`;
+  return `${result.cells.length} ${plural(result.cells.length, 'cell')}: ${parts.join(', ')} in ${formatDuration(result.durationMs)}`;
 }
 
 /** What a developer needs on a failure: the end of the failing log and the command that reruns the cell. */

@@ -4,6 +4,7 @@
  * one forces), the output directory, and releasing every registered resource however the run ends.
  */
 import { availableParallelism } from 'node:os';
+import { appendFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { realOrResolved } from '../../lib/host-paths.js';
 import { InfraError, UsageError } from '../../errors.js';
@@ -20,6 +21,7 @@ import { checkOutputDir, checkStateDir, prepareOutputDir, stateDirLabel } from '
 import { exitCodeFor } from '../../run/merge.js';
 import type { Container, EphemeralStrategy } from '../../runtime/types.js';
 import type { Cell } from '../../matrix/types.js';
+import type { RunResult } from '../../run/result.js';
 import { shellScript } from './shell.js';
 import { createReporters, writeReports } from '../reporting.js';
 import { attachTerminal } from '../terminal.js';
@@ -40,6 +42,7 @@ export interface RunArgs {
   'ephemeral-strategy': 'auto' | EphemeralStrategy;
   seccomp: boolean;
   'shell-on-failure': boolean;
+  stream?: boolean;
 }
 
 export function requireContainerHost(): ReturnType<typeof detectHost> {
@@ -62,6 +65,21 @@ async function openFailureShell(cell: Cell, container: Container): Promise<void>
     inheritStdio: true,
     interactive: true,
   });
+}
+
+/**
+ * Under GitHub Actions, the Markdown summary goes to the job's page without the user asking: appended to
+ * `$GITHUB_STEP_SUMMARY` (several runs in one job each add theirs). A failure to write it is a warning.
+ */
+export async function appendStepSummary(result: RunResult, outputDir: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const target = env.GITHUB_STEP_SUMMARY;
+  if (env.GITHUB_ACTIONS !== 'true' || !target) return;
+  try {
+    const { buildMarkdown } = await import('../../../reporters/markdown.js');
+    await appendFile(target, `${await buildMarkdown(result, outputDir)}\n`);
+  } catch (error) {
+    process.stderr.write(`nsmatrix: warning: could not append the summary to GITHUB_STEP_SUMMARY (${target}): ${(error as Error).message}\n`);
+  }
 }
 
 function markInterrupted(): void {
@@ -99,10 +117,12 @@ export default async function run(argv: Record<string, unknown>): Promise<number
 
   const controller = new AbortController();
   let signals = 0;
+  // Until the terminal view exists, notices go to stderr; then through the view, so that they do not break it.
+  let notify = (text: string): void => void process.stderr.write(text);
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) {
-      process.stderr.write(`\nnsmatrix: ${signal}: stopping containers and writing reports (again to force)\n`);
+      notify(`nsmatrix: ${signal}: stopping containers and writing reports (again to force)\n`);
       controller.abort(`interrupted by ${signal}`);
       return;
     }
@@ -126,7 +146,8 @@ export default async function run(argv: Record<string, unknown>): Promise<number
 
     const events = new RunEvents();
     // An interactive shell and a live view cannot share the terminal: the shell wins.
-    const terminal = attachTerminal(events, { plain: args.plain || shellOnFailure });
+    const terminal = attachTerminal(events, { plain: args.plain || shellOnFailure || args.stream === true, streamOutput: args.stream === true });
+    notify = (text) => terminal.note(text);
     for (const reporter of reporters) if (reporter.reporter.onEvent) events.on((e) => reporter.reporter.onEvent!(e));
 
     const positions = new Map(all.map((cell, index) => [cell.id, index]));
@@ -165,8 +186,10 @@ export default async function run(argv: Record<string, unknown>): Promise<number
         return false;
       },
     );
+    notify = (text) => void process.stderr.write(text);
     const written = await writeReports(reporters, result, outputDir);
     for (const path of written) process.stdout.write(`report: ${relative(process.cwd(), path) || path}\n`);
+    await appendStepSummary(result, outputDir);
     const code = exitCodeFor(result);
     return shown || code === 130 ? code : Math.max(code, 3);
   } finally {
