@@ -21,6 +21,7 @@ import {
   type StepDisplayOutcome,
 } from './outcomes.js';
 import { clipLines, escapeHtml, hrefOf, sanitizeAttribute, sanitizeText } from './sanitize.js';
+import { cellTestCounts, countsText, failingTests, testLabel, testMatrix, type TestOutcomeOrMissing } from './tests.js';
 import type { Reporter, ReporterContext } from './types.js';
 import { writeFileAtomic } from './write-atomic.js';
 
@@ -29,6 +30,11 @@ const TAIL_LINES = 40;
 const TAIL_MAX_CHARS = 8192;
 const TAIL_LINE_MAX_CHARS = 400;
 const MAX_INLINE_FAILURES = 50;
+/** Failing tests named inside a grid cell; rows of the test × cell view (the rest are counted). */
+const MAX_CELL_FAILING_TESTS = 8;
+const MAX_TEST_ROWS = 2000;
+const TEST_ICON: Record<TestOutcomeOrMissing, string> = { passed: '✓', failed: '✗', error: '⚠', skipped: '↷', missing: '–' };
+const TEST_COLOUR: Record<TestOutcomeOrMissing, string> = { passed: '#009E73', failed: '#D55E00', error: '#CC79A7', skipped: '#56B4E9', missing: '#ffffff' };
 
 /** Okabe–Ito colours: distinguishable with the common colour-vision deficiencies. */
 export const OUTCOME_COLOURS: Record<CellDisplayOutcome, string> = {
@@ -81,6 +87,16 @@ a { color: #0550ae; }
 .failure pre { margin: 0; padding: 10px 12px; max-height: 420px; overflow: auto; background: #0d1117; color: #e6edf3; font: 12px/1.4 "DejaVu Sans Mono", monospace; white-space: pre-wrap; word-break: break-all; }
 .failure .rerun { padding: 8px 12px; margin: 0; font-size: 13px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 12px; background: var(--bg); padding: 1px 4px; border-radius: 4px; }
+.tests { padding: 2px 8px 4px; font-size: 12px; }
+.tests ul { margin: 2px 0 0; padding-left: 16px; }
+.tests li { overflow-wrap: anywhere; color: #a33d00; }
+table.tests-matrix { border-collapse: collapse; font-size: 12px; }
+.tests-matrix th, .tests-matrix td { border: 1px solid var(--line); padding: 2px 6px; text-align: left; vertical-align: top; }
+.tests-matrix th.cellname { writing-mode: vertical-rl; transform: rotate(180deg); max-height: 220px; white-space: nowrap; font-weight: 600; }
+.tests-matrix td.t { text-align: center; color: #000; font-weight: 700; min-width: 22px; }
+.tests-matrix tr.differs td.test { font-weight: 700; }
+.tests-matrix td.test { overflow-wrap: anywhere; max-width: 560px; font-family: "DejaVu Sans Mono", monospace; }
+${(Object.keys(TEST_COLOUR) as TestOutcomeOrMissing[]).map((o) => `.tests-matrix td.t-${o} { background-color: ${TEST_COLOUR[o]}; }`).join('\n')}
 .legend { display: flex; gap: 8px; flex-wrap: wrap; margin-top: 18px; color: var(--muted); font-size: 12px; align-items: center; }
 ${(Object.keys(OUTCOME_COLOURS) as CellDisplayOutcome[])
   .map((o) => `.o-${o} .cellhead, .pill.o-${o}, .badge.o-${o} { background-color: ${OUTCOME_COLOURS[o]}; }\n.failure.o-${o} { border-left-color: ${OUTCOME_COLOURS[o]}; }`)
@@ -130,6 +146,7 @@ function gridCell(links: Links, cell: CellResult, failureAnchor: string | undefi
   if (cell.infrastructureError !== undefined) parts.push(`<div class="reason">${text(cell.infrastructureError)}</div>`);
   else if (cell.cancelReason !== undefined) parts.push(`<div class="reason">${text(cell.cancelReason)}</div>`);
   if (cell.steps.length > 0) parts.push(`<ol class="steps">${cell.steps.map((s) => stepItem(links, cell, s)).join('')}</ol>`);
+  parts.push(cellTests(cell));
   const extra: string[] = [];
   if (cell.journal) extra.push(link(links, cell.journal.text, 'journal'));
   if (cell.steps.some((s) => s.attempts.length > 0)) extra.push(link(links, cell.artifactsDir, 'artifacts'));
@@ -137,6 +154,41 @@ function gridCell(links: Links, cell: CellResult, failureAnchor: string | undefi
   if (extra.length > 0) parts.push(`<div class="links">${extra.join(' · ')}</div>`);
   parts.push('</td>');
   return parts.join('');
+}
+
+/** A cell's test counts and its first failing tests (empty when no step declares results). */
+function cellTests(cell: CellResult): string {
+  const counts = cellTestCounts(cell);
+  if (!counts) return '';
+  const failing = failingTests(cell);
+  const items = failing
+    .slice(0, MAX_CELL_FAILING_TESTS)
+    .map(({ step, test }) => `<li title="${text(`${step.name}: ${test.outcome}${test.message ? `: ${test.message}` : ''}`)}">${TEST_ICON[test.outcome]} ${text(testLabel(test))}</li>`);
+  if (failing.length > MAX_CELL_FAILING_TESTS) items.push(`<li>… ${failing.length - MAX_CELL_FAILING_TESTS} more</li>`);
+  return `<div class="tests">${text(countsText(counts))}${items.length > 0 ? `<ul>${items.join('')}</ul>` : ''}</div>`;
+}
+
+/** The matrix-wide test × cell view: tests whose outcome differs between cells first. */
+function testsSection(result: RunResult): string {
+  const matrix = testMatrix(result, MAX_TEST_ROWS);
+  if (matrix.total === 0) return '';
+  const head = matrix.cells.map((c) => `<th class="cellname" title="${text(c.name)}">${text(c.name)}</th>`).join('');
+  const rows = matrix.rows.map((row) => {
+    const tds = row.outcomes.map((o, i) => `<td class="t t-${o}" title="${text(`${matrix.cells[i]!.name}: ${o}`)}">${TEST_ICON[o]}</td>`).join('');
+    return `<tr class="${row.differs ? 'differs' : 'same'}"><td class="test">${text(testLabel(row))}</td><td>${text(row.step)}</td>${tds}</tr>`;
+  });
+  const intro =
+    matrix.differing > 0
+      ? `${matrix.differing} of ${matrix.total} tests have an outcome that differs between cells; they come first.`
+      : `${matrix.total} tests, the same outcome in every cell.`;
+  const more = matrix.total > matrix.rows.length ? `<p>… and ${matrix.total - matrix.rows.length} more tests (see the JUnit or JSON report).</p>` : '';
+  return `<h2 id="tests">Tests across the matrix</h2>
+<p>${escapeHtml(intro)}</p>
+<table class="tests-matrix"><thead><tr><th>test</th><th>step</th>${head}</tr></thead>
+<tbody>
+${rows.join('\n')}
+</tbody></table>
+${more}`;
 }
 
 interface Grid {
@@ -269,6 +321,7 @@ ${rows.join('\n')}
 </tbody>
 </table>
 <div class="legend">Legend: ${legend} <span>– not run</span></div>
+${testsSection(result)}
 ${failures.length > 0 ? `<h2>Failures</h2>\n${failures.join('\n')}` : ''}
 </main>
 </body>

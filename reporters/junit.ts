@@ -4,7 +4,7 @@
  * whole; every text is sanitised before it reaches the XML.
  */
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { isFailedStep, type AttemptResult, type CellResult, type RunResult, type StepResult } from '../src/run/result.js';
+import { isFailedStep, stepTests, type AttemptResult, type CellResult, type RunResult, type StepResult, type TestRecord } from '../src/run/result.js';
 import { readLogExcerpt, readLogTail } from './log-file.js';
 import { attemptFailed, attemptFailure, lastAttempt, lastMeaningfulLine, notRunText, resolveInside } from './outcomes.js';
 import { renderJunit, type CasePlan, type OutcomeElement, type SuitePlan } from './junit-render.js';
@@ -17,6 +17,7 @@ import {
   sanitizeText,
   slugify,
 } from './sanitize.js';
+import { cellTestCounts, countsText } from './tests.js';
 import type { Reporter, ReporterContext } from './types.js';
 import { writeFileAtomic } from './write-atomic.js';
 
@@ -156,6 +157,7 @@ async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: 
     footer.push(`attempts: ${step.attempts.map((a) => `#${a.attempt} ${attemptWords(a)}`).join(', ')}`);
   }
   if (step.continueOnError || cell.continueOnError) footer.push('continue-on-error: yes (the exit code is spared, never the report)');
+  footer.push(...resultsFooter(step));
   for (const attempt of step.attempts) {
     const line = attachmentLine(ctx, attempt.logPath);
     if (line) footer.push(line);
@@ -185,6 +187,47 @@ async function stepCase(ctx: Context, cell: CellResult, step: StepResult, name: 
       break;
   }
   return plan;
+}
+
+/** What the step's result files held, and what was wrong with them, for the step case's `system-out`. */
+function resultsFooter(step: StepResult): string[] {
+  const results = lastAttempt(step)?.results;
+  if (!results) return [];
+  const counts = cellTestCounts({ steps: [step] } as CellResult)!;
+  const lines = [`results: ${countsText(counts)} from ${results.files.length} file${results.files.length === 1 ? '' : 's'} (each a testcase below)`];
+  for (const warning of results.warnings.slice(0, 20)) lines.push(`results warning: ${sanitizeAttribute(warning)}`);
+  const attachment = results.logPath;
+  return attachment ? [...lines, `results gathered: ${sanitizeAttribute(attachment)}`] : lines;
+}
+
+const TEST_OUTCOME_TYPE = { failed: 'TestFailed', error: 'TestError' } as const;
+
+/** An upstream test as a case of its own, under a classname naming the cell and the step. */
+function upstreamCase(test: TestRecord, name: string, classname: string, stepName: string): CasePlan {
+  const plan: CasePlan = { name, classname, timeSeconds: (test.durationMs ?? 0) / 1000, systemOut: '' };
+  const notes: string[] = [`step: ${stepName}`];
+  if (test.flaky) notes.push('flaky: failed in an earlier attempt of the step, passed in the last one');
+  if (test.outcome === 'failed' || test.outcome === 'error') {
+    const fallback = test.outcome === 'failed' ? 'test failed' : 'test error';
+    const message = sanitizeAttribute(test.message ?? fallback, { fallback });
+    const details = sanitizeText(test.details ?? '', { maxChars: FAILURE_BODY_MAX_CHARS - 2048 });
+    const body = details.trim() === '' ? message : `${message}\n${details}`;
+    const element = { type: TEST_OUTCOME_TYPE[test.outcome], message, body: capText(body, FAILURE_BODY_MAX_CHARS) };
+    if (test.outcome === 'failed') plan.failure = element;
+    else plan.error = element;
+  } else if (test.outcome === 'skipped') {
+    plan.skipped = sanitizeAttribute(test.message ?? 'skipped', { fallback: 'skipped' });
+  }
+  plan.systemOut = sanitizeText(notes.join('\n'));
+  return plan;
+}
+
+function upstreamCases(test: TestRecord[], classname: string, stepName: string): CasePlan[] {
+  const names = new UniqueNames((base, n) => `${base} (${n})`);
+  return test.map((t) => {
+    const label = t.suite === '' ? t.name : `${t.suite}::${t.name}`;
+    return upstreamCase(t, names.take(sanitizeAttribute(label, { maxChars: LABEL_MAX_CHARS - 8, fallback: 'test' })), classname, stepName);
+  });
 }
 
 function containerStartCase(ctx: Context, cell: CellResult, classname: string): CasePlan {
@@ -256,10 +299,14 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
     const cases: CasePlan[] = [containerStartCase(ctx, cell, classname)];
     caseNames.take(CONTAINER_START_CASE);
     const stepNames: string[] = [];
+    const stepSlugs = new UniqueNames((base, n) => `${base}-${n}`);
     for (const step of cell.steps) {
       const stepName = caseNames.take(sanitizeAttribute(step.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: `step ${step.index + 1}` }));
       stepNames.push(stepName);
       cases.push(await stepCase(ctx, cell, step, stepName, classname));
+      const tests = stepTests(step);
+      // Upstream tests follow their step: classname `<matrix>.<cell>.<step>` (Jenkins: package per cell, class per step).
+      if (tests.length > 0) cases.push(...upstreamCases(tests, `${classname}.${stepSlugs.take(slugify(step.name, 50, 'step'))}`, stepName));
     }
     suites.push({
       name: suiteNames.take(sanitizeAttribute(cell.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: cell.id || 'cell' })),

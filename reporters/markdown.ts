@@ -8,6 +8,7 @@ import { isFailedCell, isFailedStep, type CellResult, type RunResult, type StepR
 import { readLogTail } from './log-file.js';
 import { attemptFailure, cellDisplayOutcome, cellTotals, lastAttempt, resolveInside, stepCounts, type CellDisplayOutcome } from './outcomes.js';
 import { clipLines, escapeHtml, sanitizeAttribute, sanitizeText } from './sanitize.js';
+import { cellTestCounts, countsText, failingTests, testLabel, testMatrix, type TestOutcomeOrMissing } from './tests.js';
 import type { Reporter, ReporterContext } from './types.js';
 import { writeFileAtomic } from './write-atomic.js';
 
@@ -17,6 +18,10 @@ const TAIL_MAX_CHARS = 4096;
 const TAIL_LINE_MAX_CHARS = 300;
 /** GitHub caps a step summary at 1 MiB: only this many failing cells get their tail inline. */
 const MAX_DETAILED_FAILURES = 20;
+/** Failing tests listed per cell, and rows of the differing-tests table (GitHub's 1 MiB cap again). */
+const MAX_FAILING_TESTS_PER_CELL = 50;
+const MAX_DIFFERING_ROWS = 100;
+const TEST_EMOJI: Record<TestOutcomeOrMissing, string> = { passed: '✅', failed: '❌', error: '💥', skipped: '⏭️', missing: '–' };
 
 export const OUTCOME_EMOJI: Record<CellDisplayOutcome, string> = {
   passed: '✅',
@@ -68,20 +73,25 @@ export async function buildMarkdown(result: RunResult, outputDir: string): Promi
     .map((k) => `${OUTCOME_EMOJI[k]} ${totals[k]} ${k}`)
     .join(' · ');
   const shard = result.shard ? `, shard ${result.shard.index}/${result.shard.total}` : '';
+  const withTests = result.cells.some((cell) => cellTestCounts(cell) !== undefined);
   const out: string[] = [
     `## ${runEmoji} ${markdownInline(result.matrix.name)}: ${result.outcome}`,
     '',
     `${result.cells.length} cells: ${counts || 'none'} in ${formatDuration(result.durationMs)} on ${markdownInline(result.host.hostname)}${shard}`,
     '',
     // "skipped": the step skipped itself (exit status 77); "not run": it never ran (or was stopped).
-    '| | Cell | Steps passed / failed / skipped / not run | Duration |',
-    '|:-:|---|:-:|--:|',
+    // A Tests column only when some step declares result files.
+    withTests ? '| | Cell | Steps passed / failed / skipped / not run | Tests | Duration |' : '| | Cell | Steps passed / failed / skipped / not run | Duration |',
+    withTests ? '|:-:|---|:-:|---|--:|' : '|:-:|---|:-:|--:|',
   ];
   for (const cell of result.cells) {
     const c = stepCounts(cell);
     const outcome = cellDisplayOutcome(cell);
-    out.push(`| ${OUTCOME_EMOJI[outcome]} | ${markdownInline(cell.name)} | ${c.passed} / ${c.failed} / ${c.skipped} / ${c.notRun} | ${formatDuration(cell.durationMs)} |`);
+    const tests = cellTestCounts(cell);
+    const testsColumn = withTests ? ` ${tests ? markdownInline(countsText(tests)) : ''} |` : '';
+    out.push(`| ${OUTCOME_EMOJI[outcome]} | ${markdownInline(cell.name)} | ${c.passed} / ${c.failed} / ${c.skipped} / ${c.notRun} |${testsColumn} ${formatDuration(cell.durationMs)} |`);
   }
+  out.push(...testSections(result));
 
   const failing = result.cells.filter((c) => isFailedCell(c.outcome));
   if (failing.length > 0) out.push('', '### Failures');
@@ -103,6 +113,35 @@ export async function buildMarkdown(result: RunResult, outputDir: string): Promi
   }
   if (failing.length > MAX_DETAILED_FAILURES) out.push('', `… and ${failing.length - MAX_DETAILED_FAILURES} more failing cells (see the JUnit or HTML report).`);
   return `${out.join('\n')}\n`;
+}
+
+/** Tests whose outcome differs between cells, then each cell's failing tests. */
+function testSections(result: RunResult): string[] {
+  const matrix = testMatrix(result, MAX_DIFFERING_ROWS);
+  if (matrix.total === 0) return [];
+  const out: string[] = [];
+  const differing = matrix.rows.filter((r) => r.differs);
+  if (differing.length > 0 && matrix.cells.length > 1) {
+    out.push('', `### Tests that differ between cells (${matrix.differing})`, '');
+    out.push(`| Test | Step | ${matrix.cells.map((c) => markdownInline(c.name)).join(' | ')} |`, `|---|---|${matrix.cells.map(() => ':-:').join('|')}|`);
+    for (const row of differing) {
+      out.push(`| ${markdownInline(testLabel(row))} | ${markdownInline(row.step)} | ${row.outcomes.map((o) => `${TEST_EMOJI[o]}`).join(' | ')} |`);
+    }
+    if (matrix.differing > differing.length) out.push('', `… and ${matrix.differing - differing.length} more (see the HTML report).`);
+  }
+  const withFailures = result.cells.map((cell) => ({ cell, failing: failingTests(cell) })).filter((c) => c.failing.length > 0);
+  if (withFailures.length > 0) out.push('', '### Failing tests');
+  for (const { cell, failing } of withFailures.slice(0, MAX_DETAILED_FAILURES)) {
+    out.push('', `<details><summary><strong>${escapeHtml(sanitizeAttribute(cell.name))}</strong>: ${failing.length} failing test${failing.length === 1 ? '' : 's'}</summary>`, '');
+    for (const { step, test } of failing.slice(0, MAX_FAILING_TESTS_PER_CELL)) {
+      const why = test.message ? `: ${markdownInline(test.message)}` : '';
+      out.push(`- ${TEST_EMOJI[test.outcome]} ${markdownInline(testLabel(test))} (${markdownInline(step.name)})${why}`);
+    }
+    if (failing.length > MAX_FAILING_TESTS_PER_CELL) out.push(`- … and ${failing.length - MAX_FAILING_TESTS_PER_CELL} more`);
+    out.push('', '</details>');
+  }
+  if (withFailures.length > MAX_DETAILED_FAILURES) out.push('', `… and ${withFailures.length - MAX_DETAILED_FAILURES} more cells with failing tests.`);
+  return out;
 }
 
 export function createMarkdownReporter(): Reporter {
