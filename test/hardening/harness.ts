@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { CLI, leftovers, schemaErrors, type CliResult } from '../helpers/cli.js';
 
 /** mulberry32: small, fast and good enough to pick trial parameters reproducibly. */
@@ -39,6 +39,8 @@ export interface Started {
   child: ReturnType<typeof spawn>;
   /** Resolves when `pattern` shows up in stdout or stderr; false if the CLI exited first. */
   seen(pattern: RegExp): Promise<boolean>;
+  /** What the CLI has printed so far (both streams). */
+  output(): string;
   done: Promise<CliResult>;
 }
 
@@ -71,6 +73,7 @@ export function start(args: string[], options: { cwd?: string; env?: NodeJS.Proc
   return {
     child,
     done,
+    output: () => `${stdout}\n${stderr}`,
     seen: (pattern) =>
       new Promise<boolean>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve(pattern.test(stdout) || pattern.test(stderr));
@@ -132,25 +135,37 @@ export function imageProblems(stateDir: string): string[] {
   return problems;
 }
 
+/** Every pid in a cgroup and the cgroups below it: nspawn puts a container's processes in `payload`/`supervisor`. */
+function cgroupTreePids(cgroup: string): string[] {
+  const pids = readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+  for (const entry of readdirSync(cgroup, { withFileTypes: true })) if (entry.isDirectory()) pids.push(...cgroupTreePids(join(cgroup, entry.name)));
+  return pids;
+}
+
 /**
  * An nsmatrix cgroup left by this test's runs: empty (nothing may keep an empty one), or holding a process that names
- * our state or output directory or payload. Cgroups of other nsmatrix users of the host hold their own processes.
+ * our state or output directory or payload, or that lives in a container whose root is in our state directory (a
+ * booted container's init names nothing). Cgroups of other nsmatrix users of the host hold their own processes.
  */
-function cgroupIsOurs(cgroup: string, needles: string[], sinceMs: number): boolean {
+function cgroupIsOurs(cgroup: string, stateDir: string, needles: string[], sinceMs: number, machines?: readonly string[]): boolean {
   let pids: string[];
   let createdMs: number;
   try {
-    pids = readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    pids = cgroupTreePids(cgroup);
     createdMs = statSync(cgroup).ctimeMs;
   } catch {
     return false; // removed meanwhile
   }
-  // An empty one is ours if it appeared since `sinceMs` (older ones belong to whoever used the host before).
-  if (pids.length === 0) return createdMs >= sinceMs;
+  // An empty one is ours if it appeared since `sinceMs` (older ones belong to whoever used the host before) and, when
+  // the checked runs' machines are known, is named after one of them.
+  if (pids.length === 0) return createdMs >= sinceMs && (machines?.includes(basename(cgroup)) ?? true);
   return pids.some((pid) => {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      return needles.some((n) => cmdline.includes(n));
+      if (needles.some((n) => cmdline.includes(n))) return true;
+      // The process's own root mount (mount point "/"): an overlay or bind whose source lies in our state directory.
+      const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/');
+      return root?.includes(`${stateDir}/`) ?? false;
     } catch {
       return false;
     }
@@ -161,15 +176,16 @@ const listDir = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
 
 /**
  * Everything a finished (or repaired) run must not leave behind. `payloadMarker` is a word that only the steps'
- * own processes carry in their command lines; `sinceMs` is when the runs being checked started.
+ * own processes carry in their command lines; `sinceMs` is when the runs being checked started; `machines`, when
+ * known (results.json names each cell's), are the only names an empty cgroup of theirs can have.
  */
-export function damage(stateDir: string, outputDir: string, payloadMarker: string, sinceMs = LOADED_AT): string[] {
+export function damage(stateDir: string, outputDir: string, payloadMarker: string, sinceMs = LOADED_AT, machines?: readonly string[]): string[] {
   const left = leftovers([stateDir, outputDir]);
   return [
     // Only mounts of this state or output directory: other nsmatrix users of the host are none of this test's business.
     ...left.mounts.filter((m) => m.includes(stateDir) || m.includes(outputDir)).map((m) => `mount: ${m}`),
     ...left.processes.map((p) => `nspawn process: ${p}`),
-    ...left.cgroups.filter((c) => cgroupIsOurs(c, [stateDir, outputDir, payloadMarker], sinceMs)).map((c) => `cgroup: ${c}`),
+    ...left.cgroups.filter((c) => cgroupIsOurs(c, stateDir, [stateDir, outputDir, payloadMarker], sinceMs, machines)).map((c) => `cgroup: ${c}`),
     ...processesMentioning([stateDir, outputDir, payloadMarker]).map((p) => `process: ${p}`),
     ...listDir(join(stateDir, 'run')).map((d) => `scratch: run/${d}`),
     ...listDir(join(stateDir, 'tmp')).map((d) => `image build dir: tmp/${d}`),
@@ -178,13 +194,23 @@ export function damage(stateDir: string, outputDir: string, payloadMarker: strin
   ];
 }
 
-/** Waits until `probe` returns an empty list (processes take a moment to be reaped), or returns its last answer. */
-export async function settle(probe: () => string[], ms = 5_000): Promise<string[]> {
+/**
+ * Waits until `probe` returns an empty list (processes take a moment to be reaped), or returns what it kept finding:
+ * after `ms`, only what every probe of the last `persistMs` found. A leftover stays; what other nsmatrix users of the
+ * host create and remove meanwhile does not (their cgroup is empty for a moment between its mkdir and nspawn joining
+ * it, or while it is torn down), and must not fail this test.
+ */
+export async function settle(probe: () => string[], ms = 5_000, persistMs = 2_000): Promise<string[]> {
   const until = Date.now() + ms;
-  let last = probe();
-  while (last.length > 0 && Date.now() < until) {
+  const since = new Map<string, number>(); // item -> when the current unbroken run of sightings began
+  for (;;) {
+    const now = Date.now();
+    const last = probe();
+    if (last.length === 0) return [];
+    for (const item of [...since.keys()]) if (!last.includes(item)) since.delete(item);
+    for (const item of last) if (!since.has(item)) since.set(item, now);
+    const persistent = last.filter((item) => now - since.get(item)! >= persistMs);
+    if (now >= until && (persistent.length === last.length || now >= until + persistMs)) return persistent;
     await sleep(200);
-    last = probe();
   }
-  return last;
 }
