@@ -94,6 +94,34 @@ function mountsMentioning(text: string): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(text));
 }
 
+const CGROUP_ROOTS = ['/sys/fs/cgroup/unified/nsmatrix', '/sys/fs/cgroup/systemd/nsmatrix', '/sys/fs/cgroup/nsmatrix'];
+
+/** Holds no process, or one of this test process's children: a cgroup other nsmatrix users of the host hold is theirs. */
+function cgroupMaybeOurs(cgroup: string): boolean {
+  try {
+    return readFileSync(join(cgroup, 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .every((pid) => {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === String(process.pid); // "pid (comm) state ppid ..."
+      });
+  } catch {
+    return false; // gone meanwhile
+  }
+}
+
+/** What opening a container may create on the host: scratch entries, mounts, cgroups, cleanup entries, cell output. */
+function hostState(cellOutputDir: string) {
+  return {
+    scratch: readdirSync(scratch.dir).sort(),
+    mounts: mountsMentioning(scratch.dir).concat(mountsMentioning(work)),
+    cgroups: CGROUP_ROOTS.flatMap((root) => (existsSync(root) ? readdirSync(root).map((name) => join(root, name)) : [])).sort(),
+    resources: resources.labels(),
+    cellOutput: existsSync(cellOutputDir),
+  };
+}
+
 describe('exec mode', () => {
   it('records exit statuses exactly: 0, 1, 7, 77 and death by a signal', async () => {
     const c = await openContainer(options());
@@ -194,11 +222,15 @@ describe('exec mode', () => {
 
   it('refuses hostile binds before anything is created', async () => {
     const opts = options({ binds: [{ host: '/', container: '/host', readOnly: false }], stateDir, outputDir });
+    const before = hostState(opts.cellOutputDir);
+    expect(before.cellOutput).toBe(false);
     await expect(openContainer(opts)).rejects.toThrow(UsageError);
     await expect(openContainer({ ...opts, binds: [{ host: stateDir, container: '/s', readOnly: true }] })).rejects.toThrow(/state directory/);
     await expect(openContainer({ ...opts, binds: [{ host: work, container: '/w', readOnly: true }] })).rejects.toThrow(/output directory/);
-    expect(readdirSync(scratch.dir).filter((n) => n.startsWith('nsm-'))).toEqual(readdirSync(scratch.dir).filter((n) => n.startsWith('nsm-')));
-    expect(existsSync(opts.cellOutputDir)).toBe(false);
+    const after = hostState(opts.cellOutputDir);
+    // Cgroups: only new ones count, and not those other nsmatrix users of the host hold meanwhile.
+    expect(after.cgroups.filter((cg) => !before.cgroups.includes(cg) && cgroupMaybeOurs(cg))).toEqual([]);
+    expect({ ...after, cgroups: [] }).toEqual({ ...before, cgroups: [] });
   });
 
   it('has no route out with a private network, and one with the host network', async () => {
