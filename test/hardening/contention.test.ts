@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../src/run/result.js';
 import { requireContainerHost } from '../helpers/host.js';
 import { runCli } from '../helpers/cli.js';
-import { damage, project, reportProblems, start } from './harness.js';
+import { damage, project, reportProblems, settle, sleep, start } from './harness.js';
 
 const stateDir = inject('stateDir');
 let work: string;
@@ -20,12 +20,16 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+/** Every step's shell carries this word in its command line ($0): a step process left behind shows up in `damage`. */
+const PAYLOAD = 'nsm-hard-contention';
+
 const results = (out: string) => JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
 const publishedKeys = () => new Set(existsSync(join(stateDir, 'images')) ? readdirSync(join(stateDir, 'images')) : []);
 
 describe('several runs at once', () => {
   it('a shared, not yet built image key is built exactly once and no run disturbs another', async () => {
     const unique = `contention-${process.pid}-${Date.now()}`;
+    const runsStarted = Date.now() - 1000; // ctime has coarse granularity on some filesystems
     const before = publishedKeys();
     const RUNS = 3;
     const runs = Array.from({ length: RUNS }, (_, r) => {
@@ -39,13 +43,23 @@ describe('several runs at once', () => {
           `setup: echo ${unique}`,
           'steps:',
           '  - name: whoami',
-          `    run: echo "run ${r} cell $NSMATRIX_CELL"; hello`,
+          // Long enough (sleep) for the probe below to see the step's process while it runs.
+          `    run: ${JSON.stringify(`sh -c 'echo "run $1 cell $NSMATRIX_CELL"; hello; sleep 2' ${PAYLOAD} ${r}`)}`,
         ].join('\n'),
       );
       const out = join(work, `shared-out-${r}`);
       return { r, out, run: start(['run', file, '--state-dir', stateDir, '-o', out, '--jobs', '2']) };
     });
-    const done = await Promise.all(runs.map((x) => x.run.done));
+    // The leftover check below must be able to see a step process: while the steps run, `damage` lists them by PAYLOAD.
+    let finished = false;
+    const all = Promise.all(runs.map((x) => x.run.done)).finally(() => (finished = true));
+    let seenRunning: string[] = [];
+    while (!finished && seenRunning.length === 0) {
+      seenRunning = damage(stateDir, runs[0]!.out, PAYLOAD).filter((d) => d.startsWith('process: ') && d.includes(PAYLOAD));
+      await sleep(100);
+    }
+    const done = await all;
+    expect(seenRunning, 'a running step, as damage() sees it').not.toEqual([]);
     for (const [i, d] of done.entries()) expect(d.code, `run ${i}:\n${d.stdout}\n${d.stderr}`).toBe(0);
 
     // One builder; the others waited for it or found it published.
@@ -69,7 +83,8 @@ describe('several runs at once', () => {
         expect(log).toContain('Hello, world!');
       }
       expect(reportProblems(out)).toEqual([]);
-      expect(damage(stateDir, out, 'nsm-hard-contention')).toEqual([]);
+      const machines = result.cells.flatMap((c) => (c.machine ? [c.machine] : []));
+      expect(await settle(() => damage(stateDir, out, PAYLOAD, runsStarted, machines))).toEqual([]);
     }
   });
 
