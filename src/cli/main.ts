@@ -145,6 +145,7 @@ async function main(argv: string[]): Promise<void> {
           .option('reporter', { alias: 'r', type: 'string', array: true, describe: 'NAME or NAME=PATH: junit, json, markdown, html (repeatable; default junit and json)' })
           .option('state-dir', stateDirOption)
           .option('plain', { type: 'boolean', default: false, describe: 'Plain timestamped lines even on a terminal' })
+          .option('stream', { type: 'boolean', default: false, describe: 'Plain view: print every line of step output as it comes, prefixed by its cell' })
           .option('fail-fast', { type: 'boolean', describe: "Override the matrix's fail-fast" })
           .option('ephemeral-strategy', { choices: ['auto', ...STRATEGIES] as const, default: 'auto' as const, describe: 'How each cell gets its throwaway root' })
           .option('seccomp', { type: 'boolean', default: true, describe: 'Keep the syscall filter; --no-seccomp sets SYSTEMD_SECCOMP=0 for faster starts (trusted matrices only)' })
