@@ -179,7 +179,7 @@ steps:
     const out = underTerminal([process.execPath, CLI, 'run', join(dir, 'nsmatrix.yaml'), '--state-dir', stateDir, '-o', join(work, 'out-sof'), '--shell-on-failure'], 'cat /tmp/marker; exit\\n', { ...process.env, TERM: 'xterm' });
     expect(out).toContain('opening a shell in its container');
     expect(out).toContain('left-by-step'); // only the shell's cat can print it: the step wrote it to a file
-    expect(out).toMatch(/1 cells: 0 passed, 1 failed/);
+    expect(out).toMatch(/1 cell: 0 passed, 1 failed/);
   });
 
   it('a sharded run merged equals the unsharded run', () => {
