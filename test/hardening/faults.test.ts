@@ -89,7 +89,8 @@ describe('hostile steps', () => {
       'steps:',
       '  - name: fork and leave',
       // Counted through /proc (minbase has no ps): processes with an argument that is exactly 6061.
-      `    run: for i in $(seq 1000); do sleep 6061 & done; echo forked $(grep -lzx '606[1]' /proc/[0-9]*/cmdline | wc -l)`,
+      // A forked child may not have exec'd sleep yet when the loop ends: count until all 1,000 show (bounded).
+      `    run: for i in $(seq 1000); do sleep 6061 & done; for t in $(seq 100); do n=$(grep -lzx '606[1]' /proc/[0-9]*/cmdline | wc -l); [ "$n" -ge 1000 ] && break; sleep 0.1; done; echo forked $n`,
       '  - name: none survived the previous step',
       `    run: test "$(grep -lzx '606[1]' /proc/[0-9]*/cmdline | wc -l)" = 0`,
       '  - name: fork and wait',
