@@ -60,12 +60,21 @@ export function junitSchemaErrors(report: string): string {
   return validateJunit(report).errors.join('\n');
 }
 
+/** `text` names `path` itself or something below it (not merely a path that starts the same, like `/a/b-2` for `/a/b`). */
+export function mentionsPath(text: string, path: string): boolean {
+  for (let at = text.indexOf(path); at >= 0; at = text.indexOf(path, at + 1)) {
+    const next = text[at + path.length];
+    if (next === undefined || next === '/' || next === ':' || /\s/.test(next)) return true;
+  }
+  return false;
+}
+
 /** Mounts, nspawn processes and cgroups that mention nsmatrix or the given paths. */
 export function leftovers(paths: string[] = []): { mounts: string[]; processes: string[]; cgroups: string[] } {
   const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
-  const mounts = mountinfo.filter((l) => /nsmatrix|nsm-/.test(l) || paths.some((p) => l.includes(p)));
+  const mounts = mountinfo.filter((l) => /nsmatrix|nsm-/.test(l) || paths.some((p) => mentionsPath(l, p)));
   const ps = spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).stdout.split('\n');
-  const processes = ps.filter((l) => /systemd-nspawn/.test(l) && (paths.length === 0 || paths.some((p) => l.includes(p))));
+  const processes = ps.filter((l) => /systemd-nspawn/.test(l) && (paths.length === 0 || paths.some((p) => mentionsPath(l, p))));
   const cgroups: string[] = [];
   for (const root of ['/sys/fs/cgroup/unified/nsmatrix', '/sys/fs/cgroup/systemd/nsmatrix', '/sys/fs/cgroup/nsmatrix']) {
     if (existsSync(root)) for (const entry of readdirSync(root, { withFileTypes: true })) if (entry.isDirectory()) cgroups.push(join(root, entry.name));
