@@ -1,5 +1,5 @@
 /** The end-of-run summary: cells by steps with pass/fail/skip and times, and what to do about failures. */
-import { isFailedStep, type CellResult, type RunResult, type StepResult } from '../run/result.js';
+import { isFailedStep, isFailedTestOutcome, type CellResult, type RunResult, type StepResult } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
 import { printable, terminalSafe, type Palette } from './colors.js';
 
@@ -36,10 +36,27 @@ export function cellSymbol(cell: CellResult, c: Palette): string {
 const visibleLength = (text: string) => text.replace(/\u001b\[[0-9;]*m/g, '').length;
 const pad = (text: string, width: number) => text + ' '.repeat(Math.max(0, width - visibleLength(text)));
 
+/** A cell's upstream test counts (`120 tests, 2 failed, 3 skipped`), or undefined when no step declares results. */
+export function cellTestsText(cell: CellResult, c: Palette): string | undefined {
+  const all = cell.steps.flatMap((s) => (s.attempts.at(-1)?.results ? [s.attempts.at(-1)!.results!] : []));
+  if (all.length === 0) return undefined;
+  const tests = all.flatMap((r) => r.tests);
+  const failed = tests.filter((t) => isFailedTestOutcome(t.outcome)).length;
+  const skipped = tests.filter((t) => t.outcome === 'skipped').length;
+  const warnings = all.reduce((n, r) => n + r.warnings.length, 0);
+  const parts = [`${tests.length} ${plural(tests.length, 'test')}`];
+  if (failed > 0) parts.push(c.red(`${failed} failed`));
+  if (skipped > 0) parts.push(c.yellow(`${skipped} skipped`));
+  if (warnings > 0) parts.push(c.yellow(`${warnings} ${plural(warnings, 'warning')}`));
+  return parts.join(', ');
+}
+
 export function summaryTable(result: RunResult, c: Palette): string {
   const stepNames = result.matrix.stepNames;
-  const header = ['cell', ...stepNames.map(printable), 'result', 'time'];
-  const rows = result.cells.map((cell) => [
+  const testTexts = result.cells.map((cell) => cellTestsText(cell, c));
+  const withTests = testTexts.some((t) => t !== undefined);
+  const header = ['cell', ...stepNames.map(printable), 'result', ...(withTests ? ['tests'] : []), 'time'];
+  const rows = result.cells.map((cell, index) => [
     printable(cell.name),
     ...stepNames.map((_, i) => {
       const step = cell.steps[i];
@@ -48,6 +65,7 @@ export function summaryTable(result: RunResult, c: Palette): string {
       return last && step.outcome !== 'not-run' ? `${stepSymbol(step, c)} ${c.dim(formatDuration(last.durationMs))}` : stepSymbol(step, c);
     }),
     cellSymbol(cell, c),
+    ...(withTests ? [testTexts[index] ?? c.dim('-')] : []),
     formatDuration(cell.durationMs),
   ]);
   const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
