@@ -12,7 +12,7 @@ import { diagnoseIssue, formatDiagnostics } from './diagnostics.js';
 import { HARD_COMBINATION_LIMIT, planCells, productSize } from './expand.js';
 import { fileSchema, type MatrixFile } from './schema.js';
 import { parseYaml, type Diagnostic, type SourceMap } from './source-map.js';
-import type { BindSpec, ImageSpec, MatrixModel, MatrixValue, SourcePosition, StepSpec } from './types.js';
+import type { BindSpec, CacheSpec, ImageSpec, MatrixModel, MatrixValue, SourcePosition, StepSpec } from './types.js';
 
 export const DEFAULT_MATRIX_FILES = ['nsmatrix.yaml', 'nsmatrix.yml'] as const;
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -130,12 +130,20 @@ function toModel(raw: MatrixFile, file: string, map: SourceMap): MatrixModel {
       if (step['continue-on-error'] !== undefined) spec.continueOnError = step['continue-on-error'];
       if (step.retries !== undefined) spec.retries = step.retries;
       if (step.results !== undefined && step.results.length > 0) spec.results = step.results.map((r) => ({ format: r.format, path: r.path }));
+      if (step.cache !== undefined && step.cache.length > 0) spec.cache = step.cache.map(toCacheSpec);
       return spec;
     }),
   };
   if (raw.setup !== undefined) model.setup = raw.setup;
   if (raw['max-parallel'] !== undefined) model.maxParallel = raw['max-parallel'];
+  if (raw.cache !== undefined && raw.cache.length > 0) model.cache = raw.cache.map(toCacheSpec);
+  if (raw['cache-packages'] !== undefined) model.cachePackages = raw['cache-packages'];
   return model;
+}
+
+function toCacheSpec(raw: NonNullable<MatrixFile['cache']>[number]): CacheSpec {
+  if (typeof raw === 'string') return { path: raw };
+  return raw.key === undefined ? { path: raw.path } : { path: raw.path, key: raw.key };
 }
 
 function toImageSpec(raw: NonNullable<MatrixFile['images']>[string]): ImageSpec {

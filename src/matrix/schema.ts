@@ -186,6 +186,35 @@ export const resultSpecSchema = z.strictObject({
   }),
 });
 
+export const CACHE_PATH_MAX = 1024;
+/** Container paths a `cache:` entry may not name, nor lie below: nsmatrix's own mounts and the kernel's interfaces. */
+const CACHE_PATH_REFUSED_TREES = ['/proc', '/sys', '/dev', '/run/nsmatrix', '/src', '/artifacts', '/var/cache/apt/archives'];
+
+/** Syntax of a `cache:` path (an absolute container directory); undefined when fine. */
+export function cachePathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'a cache path must be absolute (a directory in the container)';
+  if (path.length > CACHE_PATH_MAX) return `a path longer than ${CACHE_PATH_MAX} characters`;
+  if (/[\u0000-\u001f\u007f:\\,]/u.test(path)) return 'a path must not contain control characters, ":", "," or "\\"';
+  if (path.split('/').some((part) => part === '..' || part === '.')) return '"." and ".." are not allowed';
+  const normal = path.replace(/\/+$/, '');
+  if (normal === '' || normal === '/tmp' || normal === '/run') return `${normal || '/'} cannot be cached: name a directory below it`;
+  const tree = CACHE_PATH_REFUSED_TREES.find((t) => normal === t || normal.startsWith(`${t}/`));
+  if (tree) return `${tree} cannot be cached (nsmatrix mounts it, or it is the kernel's)`;
+  return undefined;
+}
+
+const cachePathSchema = z.string({ error: 'expected a container path, e.g. /root/.cache/ccache' }).superRefine((path, ctx) => {
+  const problem = cachePathProblem(path);
+  if (problem) ctx.addIssue({ code: 'custom', message: `invalid cache path ${show(path)}: ${problem}` });
+});
+
+/** `cache:` entries: a path, or `{ path, key }` (the key may use `${{ matrix.KEY }}`). */
+export const cacheEntrySchema = z.union(
+  [cachePathSchema, z.strictObject({ path: cachePathSchema, key: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]*$/u, { error: 'a key must not contain control characters' }).optional() })],
+  { error: 'expected a path or { path, key }' },
+);
+const cacheListSchema = z.array(cacheEntrySchema, { error: 'expected a list of paths or { path, key }' }).max(16, { error: 'at most 16 cache entries' });
+
 export const stepSchema = z.strictObject({
   name: z.string().min(1),
   run: z.string().min(1),
@@ -194,6 +223,7 @@ export const stepSchema = z.strictObject({
   retries: retriesSchema.optional(),
   env: envSchema.optional(),
   results: z.array(resultSpecSchema, { error: 'expected a list of { format, path }' }).max(32, { error: 'at most 32 results entries per step' }).optional(),
+  cache: cacheListSchema.optional(),
 });
 
 export const fileSchema = z.strictObject({
@@ -214,6 +244,8 @@ export const fileSchema = z.strictObject({
   'continue-on-error': continueOnErrorSchema.optional(),
   bind: z.array(bindSchema).optional(),
   nspawn: z.array(z.string().regex(/^-/, { error: 'expected a systemd-nspawn option starting with "-"' })).optional(),
+  cache: cacheListSchema.optional(),
+  'cache-packages': z.boolean().optional(),
   steps: z.array(stepSchema).min(1, { error: 'at least one step is needed' }),
 });
 

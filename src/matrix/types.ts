@@ -41,6 +41,12 @@ export interface ResultSpec {
   path: string;
 }
 
+/** A `cache:` entry: a container directory kept across runs; `key` (may hold `${{ matrix.KEY }}`) replaces image key + path. */
+export interface CacheSpec {
+  path: string;
+  key?: string;
+}
+
 export interface StepSpec {
   name: string;
   /** Shell script; may contain `${{ matrix.KEY }}` (interpolated per cell). */
@@ -53,6 +59,8 @@ export interface StepSpec {
   env: Record<string, string>;
   /** Per-test result files gathered after every attempt (`results:`). */
   results?: ResultSpec[];
+  /** Directories kept across runs (`cache:`), restored before the cell's steps and saved after this step ran. */
+  cache?: CacheSpec[];
 }
 
 export interface Axis {
@@ -104,6 +112,10 @@ export interface MatrixModel {
   bind: BindSpec[];
   /** Extra systemd-nspawn options passed through verbatim (power users). */
   nspawn: string[];
+  /** Matrix-wide `cache:` entries (absent: none). */
+  cache?: CacheSpec[];
+  /** `cache-packages:` (absent: true): share the package manager's download cache across cells and runs. */
+  cachePackages?: boolean;
   steps: StepSpec[];
 }
 
