@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark in one run, so nsmatrix and the raw tools it is compared against are measured on
- * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images
+ * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results
  * picks a subset; images are built into a fresh state directory (the cold path is part of what is measured).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,8 +10,9 @@ import { benchScheduler } from './scheduler.js';
 import { benchCliRun } from './cli-run.js';
 import { benchRuntime } from './runtime.js';
 import { benchImages } from './images.js';
+import { benchResults } from './results.js';
 
-const all = ['startup', 'scheduler', 'run', 'runtime', 'images'];
+const all = ['startup', 'scheduler', 'run', 'runtime', 'images', 'results'];
 const chosen = (process.env.NSMATRIX_BENCH ?? all.join(',')).split(',').map((s) => s.trim());
 const unknown = chosen.filter((c) => !all.includes(c));
 if (unknown.length > 0) {
@@ -26,6 +27,7 @@ try {
   if (chosen.includes('run')) results.run = await benchCliRun({ stateDir });
   if (chosen.includes('runtime')) results.runtime = await benchRuntime({ stateDir: join(stateDir) });
   if (chosen.includes('images')) results.images = await benchImages();
+  if (chosen.includes('results')) results.results = await benchResults();
 } finally {
   rmSync(stateDir, { recursive: true, force: true });
 }

@@ -7,13 +7,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RunEvents } from '../src/run/events.js';
-import { runMatrix } from '../src/run/scheduler.js';
-import { detectHost } from '../src/lib/host.js';
 import { createPlainView } from '../src/ui/plain.js';
 import { palette } from '../src/ui/colors.js';
 import { createReporter, reporterNames } from '../reporters/index.js';
-import { openHostContainer } from './support/host-container.js';
-import { makeCell, makeModel, makeStep } from './support/model.js';
+import { runOnHost } from './support/host-container.js';
+import { makeCell, makeStep } from './support/model.js';
 import { report } from './stats.js';
 
 export async function benchScheduler(cellCount = 1000): Promise<Record<string, number>> {
@@ -27,25 +25,7 @@ export async function benchScheduler(cellCount = 1000): Promise<Record<string, n
     let peakRss = process.memoryUsage().rss;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 20);
     const start = performance.now();
-    const result = await runMatrix({
-      model: makeModel({ steps: steps.map((s) => ({ name: s.name, run: s.run, env: {} })) }),
-      cells,
-      positions: new Map(cells.map((c, i) => [c.id, i])),
-      outputDir,
-      scratchDir: outputDir,
-      fileArg: 'bench.yaml',
-      jobs: 2,
-      failFast: false,
-      host: detectHost(),
-      toolVersion: 'bench',
-      events,
-      signal: new AbortController().signal,
-      stages: {
-        provision: async (image) => ({ name: image, key: 'bench', baseKey: 'bench', root: '/', cached: true, madeFrom: 'bench' }),
-        openContainer: openHostContainer,
-        cellEnvironment: () => ({}),
-      },
-    });
+    const result = await runOnHost({ cells, steps: steps.map((s) => ({ name: s.name, run: s.run, env: {} })), outputDir, events: events });
     const scheduled = performance.now() - start;
     const reportStart = performance.now();
     for (const name of reporterNames) await createReporter(name).onRunEnd?.(result, { outputDir });

@@ -8,7 +8,13 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { constants } from 'node:os';
+import type { Cell, StepSpec } from '../../src/matrix/types.js';
+import { detectHost } from '../../src/lib/host.js';
+import type { RunEvents } from '../../src/run/events.js';
+import type { RunResult } from '../../src/run/result.js';
+import { runMatrix } from '../../src/run/scheduler.js';
 import type { Container, ContainerOptions, ExecRequest, ExecResult } from '../../src/runtime/types.js';
+import { makeModel } from './model.js';
 
 const signalName = (n: number) => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
 
@@ -50,5 +56,29 @@ export function openHostContainer(options: ContainerOptions): Promise<Container>
       return { exitCode: signal ? null : code, signal: signal ? signalName(constants.signals[signal]) : null, timedOut, durationMs: Date.now() - started, tail };
     },
     close: () => Promise.resolve({}),
+  });
+}
+
+/** Runs `cells` through the real scheduler with host processes for containers (2 jobs, no fail-fast). */
+export function runOnHost(options: { cells: Cell[]; steps: StepSpec[]; outputDir: string; events: RunEvents }): Promise<RunResult> {
+  const { cells, steps, outputDir, events } = options;
+  return runMatrix({
+    model: makeModel({ steps }),
+    cells,
+    positions: new Map(cells.map((c, i) => [c.id, i])),
+    outputDir,
+    scratchDir: outputDir,
+    fileArg: 'bench.yaml',
+    jobs: 2,
+    failFast: false,
+    host: detectHost(),
+    toolVersion: 'bench',
+    events,
+    signal: new AbortController().signal,
+    stages: {
+      provision: async (image) => ({ name: image, key: 'bench', baseKey: 'bench', root: '/', cached: true, madeFrom: 'bench' }),
+      openContainer: openHostContainer,
+      cellEnvironment: () => ({}),
+    },
   });
 }
