@@ -54,7 +54,7 @@ export interface ProcessOptions {
   maxBuffer?: number;
   /** Its own process group (a terminal's Ctrl-C reaches only nsmatrix, which stops processes in order). */
   detached?: boolean;
-  /** Awaited once the process has exited, before its output is awaited (e.g. destroy a cgroup). */
+  /** Awaited once the process is over (or could not start), before its output is awaited (e.g. destroy a cgroup). */
   afterExit?: () => Promise<void> | void;
   /**
    * After exit (and afterExit), how long output pipes may stay open, held by processes it left behind, before we
@@ -128,8 +128,11 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
   const command = formatArgv(argv);
   const started = performance.now();
   if (options.signal?.aborted) {
-    const result = finish(command, { exitCode: null, signal: null, timedOut: false, isCanceled: true, durationMs: 0 });
-    return { pid: undefined, exited: Promise.resolve(), stop: () => Promise.resolve(), result: Promise.resolve(result) };
+    const result = (async () => {
+      await options.afterExit?.();
+      return finish(command, { exitCode: null, signal: null, timedOut: false, isCanceled: true, durationMs: 0 });
+    })();
+    return { pid: undefined, exited: Promise.resolve(), stop: () => Promise.resolve(), result };
   }
   const killSignal = options.killSignal ?? 'SIGTERM';
   const defaultGrace = options.graceMs ?? KILL_GRACE_MS;
@@ -221,7 +224,7 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
     options.signal?.removeEventListener('abort', onAbort);
     // Gone: forgetting it stops nothing.
     await registration?.release();
-    if (hasExited) await options.afterExit?.();
+    await options.afterExit?.();
     if (options.drainMs !== undefined) {
       const drained = await Promise.race([subprocess.then(() => true), sleep(options.drainMs).then(() => false)]);
       if (!drained) {

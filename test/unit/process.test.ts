@@ -133,6 +133,11 @@ describe('streaming', () => {
     order.push('result');
     expect(result.exitCode).toBe(0);
     expect(order).toEqual(['afterExit', 'result']);
+    // also when it never ran: a cgroup made for it is still destroyed
+    let calls = 0;
+    await run(['/nonexistent/nsm-command'], { afterExit: () => void calls++ });
+    await run(['true'], { signal: AbortSignal.abort(), afterExit: () => void calls++ });
+    expect(calls).toBe(2);
   });
 });
 
