@@ -21,3 +21,25 @@ export interface Reporter {
 }
 
 export type ReporterFactory = () => Reporter;
+
+/**
+ * The reporter registry's catalogue: every name `--reporter` accepts, the file it writes by default and what it
+ * is for. Plain data, so that CLI help, defaults and completion read it without loading any reporter's code;
+ * reporters/index.ts maps each name to its factory (and cannot miss one).
+ */
+export const REPORTER_CATALOG = [
+  { name: 'junit', file: 'junit.xml', for: 'CI systems' },
+  { name: 'json', file: 'results.json', for: 'the whole result model; what merge reads' },
+  { name: 'markdown', file: 'summary.md', for: '$GITHUB_STEP_SUMMARY, merge-request comments' },
+  { name: 'html', file: 'report.html', for: 'one self-contained page' },
+] as const;
+
+export type ReporterName = (typeof REPORTER_CATALOG)[number]['name'];
+
+/** What `run` and `merge` write when no `--reporter` is given. */
+export const DEFAULT_REPORTERS: readonly ReporterName[] = ['junit', 'json'];
+
+/** `junit (junit.xml), json (results.json), ...` for help texts. */
+export function reporterSummary(): string {
+  return REPORTER_CATALOG.map((r) => `${r.name} (${r.file})`).join(', ');
+}

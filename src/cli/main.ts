@@ -7,14 +7,25 @@
 import { ExitCode, InfraError, UsageError } from '../errors.js';
 import { toolVersion } from '../lib/version.js';
 import { STRATEGIES } from '../runtime/strategy.js';
+import { DEFAULT_MAX_CELLS, HARD_COMBINATION_LIMIT } from '../matrix/expand.js';
+import { DEFAULT_REPORTERS, REPORTER_CATALOG, reporterSummary } from '../../reporters/types.js';
+
+/** FILE:LINE:COL: diagnostics keep the compiler style editors jump to; every other line says it is nsmatrix's. */
+const DIAGNOSTIC = /^[^\s:][^:]*:\d+:\d+: /;
+
+/** One error style: `nsmatrix: <message>`, whatever prefix (or none) the thrower used. */
+export function errorLine(line: string): string {
+  if (DIAGNOSTIC.test(line)) return line;
+  return `nsmatrix: ${line.replace(/^nsmatrix(?: [a-z]+)?: (?:error: )?/, '')}`;
+}
 
 function printError(error: unknown): number {
   if (error instanceof UsageError) {
-    for (const line of error.lines) process.stderr.write(`${line}\n`);
+    for (const line of error.lines) process.stderr.write(`${errorLine(line)}\n`);
     return error.exitCode;
   }
   if (error instanceof InfraError) {
-    process.stderr.write(`nsmatrix: error: ${error.message}\n`);
+    process.stderr.write(`${errorLine(error.message)}\n`);
     if (error.tail.length > 0) process.stderr.write(error.tail.map((l) => `  | ${l}`).join('\n') + '\n');
     if (error.logPath) process.stderr.write(`nsmatrix: full log: ${error.logPath}\n`);
     return error.exitCode;
@@ -26,6 +37,16 @@ function printError(error: unknown): number {
   return ExitCode.infrastructure;
 }
 
+/** yargs' messages, made specific where a user's likely intent is known. */
+export function usageHint(message: string, argv: readonly string[]): string {
+  if (argv[0] === 'shell' && /^Unknown arguments?:/.test(message)) {
+    return `${message}: put the command after --, e.g. nsmatrix shell ${argv[1] ?? 'IMAGE'} -- ${argv.slice(2).join(' ') || 'sh -c ...'}`;
+  }
+  const recommended = /^Did you mean (.+)\?$/.exec(message);
+  if (recommended) return `unknown command "${argv.find((a) => !a.startsWith('-')) ?? ''}" (did you mean "${recommended[1]}"?)`;
+  return message;
+}
+
 type Handler = (argv: Record<string, unknown>) => Promise<number>;
 
 /** Runs a lazily imported command and turns its outcome (or error) into the process exit code. */
@@ -33,7 +54,7 @@ function lazy(load: () => Promise<Handler>): (argv: Record<string, unknown>) => 
   return async (argv) => {
     let code: number;
     try {
-      checkPathFlags(argv);
+      checkFlags(argv);
       const handler = await load();
       code = await handler(argv);
     } catch (error) {
@@ -43,19 +64,33 @@ function lazy(load: () => Promise<Handler>): (argv: Record<string, unknown>) => 
   };
 }
 
+/** The options that may be repeated (yargs gives them as arrays); any other option given twice is a usage error. */
+const REPEATABLE = new Set(['_', '$0', '--', 'filter', 'reporter', 'r', 'packages', 'p', 'bind', 'refs', 'dirs']);
+
 /**
- * Path flags given once, not empty: yargs turns a repeated string flag into an array, which would otherwise
- * reach path functions and end as an internal error. (Checked here rather than in a yargs `coerce`, whose
- * errors yargs rewraps so that they lose their kind.)
+ * Flags given once, path flags not empty, numbers whole: yargs turns a repeated flag into an array and "abc" for
+ * a number into NaN, which would otherwise reach the commands and end as an internal error or "got NaN".
+ * (Checked here rather than in a yargs `coerce`, whose errors yargs rewraps so that they lose their kind.)
  */
-function checkPathFlags(argv: Record<string, unknown>): void {
+export function checkFlags(argv: Record<string, unknown>): void {
+  for (const [flag, value] of Object.entries(argv)) {
+    if (REPEATABLE.has(flag) || !Array.isArray(value) || flag.length === 1 || /[A-Z]/.test(flag)) continue;
+    throw new UsageError(`nsmatrix: --${flag} given ${value.length} times (${value.map(String).join(', ')}): give it once`);
+  }
   for (const flag of ['output', 'state-dir']) {
     const value = argv[flag];
     if (value === undefined) continue;
-    if (Array.isArray(value)) {
-      throw new UsageError(`nsmatrix: --${flag} given ${value.length} times (${value.map(String).join(', ')}): give it once`);
-    }
     if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`nsmatrix: --${flag} needs a directory, got "${String(value)}"`);
+  }
+  for (const [flag, max] of [['jobs', 1024], ['max-cells', HARD_COMBINATION_LIMIT]] as const) {
+    const value = argv[flag];
+    if (value === undefined) continue;
+    const text = String(value).trim();
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1) throw new UsageError(`nsmatrix: --${flag} must be a whole number >= 1, got "${String(value)}"`);
+    if (n > max) throw new UsageError(`nsmatrix: --${flag} ${text}: at most ${max}${flag === 'max-cells' ? ' (more cells than nsmatrix expands)' : ''}`);
+    argv[flag] = n;
+    if (flag === 'jobs') argv.j = n;
   }
 }
 
@@ -64,10 +99,34 @@ const stateDirOption = {
   describe: 'Where images and scratch space live (env NSMATRIX_STATE_DIR; default /var/lib/nsmatrix)',
 } as const;
 
+/** `--reporter`, described from the reporter registry: names, files and defaults are never written here. */
+const reporterOption = {
+  alias: 'r',
+  type: 'string',
+  array: true,
+  describe: `NAME or NAME=PATH, repeatable: ${reporterSummary()}`,
+  defaultDescription: DEFAULT_REPORTERS.join(', '),
+} as const;
+
+/** Completion: the reporter names after --reporter/-r, shells after `completion`, else yargs' own. */
+function complete(current: string, argv: { _: (string | number)[] }, fallback: (done?: (error: Error | null, list?: string[]) => void) => void, done: (list: string[]) => void): void {
+  const words = process.argv;
+  const previous = words.at(-2);
+  if (previous === '--reporter' || previous === '-r') {
+    done(REPORTER_CATALOG.map((r) => r.name).filter((n) => n.startsWith(current)));
+    return;
+  }
+  if (argv._.length >= 2 && argv._[argv._.length - 2] === 'completion') {
+    done(['bash', 'zsh'].filter((n) => n.startsWith(current)));
+    return;
+  }
+  fallback();
+}
+
 const selectionOptions = {
   filter: { type: 'string', array: true, default: [] as string[], describe: 'Only cells with KEY=VALUE (repeatable; AND across keys)' },
   shard: { type: 'string', describe: 'Only shard I of N (I/N, 1-based): deterministic, every cell in exactly one shard' },
-  'max-cells': { type: 'number', default: 256, describe: 'Refuse matrices that expand to more cells than this' },
+  'max-cells': { type: 'string', default: String(DEFAULT_MAX_CELLS), describe: `Refuse matrices that expand to more cells than this (at most ${HARD_COMBINATION_LIMIT})` },
 } as const;
 
 async function main(argv: string[]): Promise<void> {
@@ -75,6 +134,8 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(`${toolVersion()}\n`);
     return;
   }
+  // yargs picks the completion script's shell from $SHELL when it starts: `completion zsh` must say so first.
+  if (argv[0] === 'completion' && (argv[1] === 'zsh' || argv[1] === 'bash')) process.env.SHELL = `/bin/${argv[1]}`;
   const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
   void hideBin;
   const cli = yargs(argv)
@@ -92,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
     .epilogue('Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.')
     .fail((message, error) => {
       if (error) throw error;
-      process.stderr.write(`nsmatrix: ${message}\n`);
+      process.stderr.write(`${errorLine(usageHint(message, argv))}\n`);
       process.stderr.write('nsmatrix: see nsmatrix --help, or nsmatrix <command> --help\n');
       process.exit(ExitCode.usage);
     })
@@ -140,9 +201,9 @@ async function main(argv: string[]): Promise<void> {
         y
           .positional('file', { type: 'string', describe: 'Matrix file (default: nsmatrix.yaml or nsmatrix.yml here)' })
           .options(selectionOptions)
-          .option('jobs', { alias: 'j', type: 'number', describe: 'Cells run at once (default: number of CPUs, capped by max-parallel)' })
+          .option('jobs', { alias: 'j', type: 'string', describe: 'Cells run at once (default: number of CPUs, capped by max-parallel)' })
           .option('output', { alias: 'o', type: 'string', default: 'nsmatrix-results', describe: 'Directory for logs, journals, artifacts and reports' })
-          .option('reporter', { alias: 'r', type: 'string', array: true, describe: 'NAME or NAME=PATH: junit, json, markdown, html (repeatable; default junit and json)' })
+          .option('reporter', reporterOption)
           .option('state-dir', stateDirOption)
           .option('plain', { type: 'boolean', default: false, describe: 'Plain timestamped lines even on a terminal' })
           .option('stream', { type: 'boolean', default: false, describe: 'Plain view: print every line of step output as it comes, prefixed by its cell' })
@@ -207,7 +268,12 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'list',
           'List cached images: name, key, size, age, last used',
-          (yy) => yy.option('state-dir', stateDirOption).option('format', { choices: ['table', 'json'] as const, default: 'table' as const }),
+          (yy) =>
+            yy
+              .option('state-dir', stateDirOption)
+              .option('format', { choices: ['table', 'json'] as const, default: 'table' as const })
+              .example('$0 images list', 'Name, key, size, age and last use of every cached image')
+              .example('$0 images list --format json', 'The manifests as JSON'),
           lazy(async () => {
             const { list } = await import('./commands/images.js');
             return (a) => list({ stateDir: a['state-dir'] as string | undefined, format: a.format as 'table' | 'json' });
@@ -216,7 +282,12 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'rm <refs..>',
           'Remove cached images by name or key',
-          (yy) => yy.positional('refs', { type: 'string', array: true, demandOption: true }).option('state-dir', stateDirOption),
+          (yy) =>
+            yy
+              .positional('refs', { type: 'string', array: true, describe: 'Image names (debian:trixie) or key prefixes (4+ hex digits)', default: undefined })
+              .option('state-dir', stateDirOption)
+              .example('$0 images rm debian:trixie', 'Remove every cached layer of that name')
+              .example('$0 images rm 8561ce1b', 'Remove the image whose key starts so'),
           lazy(async () => {
             const { rm } = await import('./commands/images.js');
             return (a) => rm({ stateDir: a['state-dir'] as string | undefined, refs: a.refs as string[] });
@@ -235,12 +306,19 @@ async function main(argv: string[]): Promise<void> {
             return (a) => prune({ stateDir: a['state-dir'] as string | undefined, olderThan: a['older-than'] as string });
           }),
         )
+        .example('$0 images build debian:trixie -p build-essential', 'Build (or find) an image with a package layer')
+        .example('$0 images list', 'What the cache holds')
+        .example('$0 images prune --older-than 7d', 'Drop images unused for a week')
         .demandCommand(1, 'images: a subcommand is required (build, list, rm, prune)'),
     )
     .command(
       'doctor',
       'Check what this host can do, with a fix for each problem',
-      (y) => y.option('state-dir', stateDirOption),
+      (y) =>
+        y
+          .option('state-dir', stateDirOption)
+          .example('$0 doctor', 'Every check, with the fix for each problem (exit 3 when one fails)')
+          .example('$0 doctor --state-dir /srv/nsmatrix', 'Also check another state directory'),
       lazy(async () => {
         const { default: doctor } = await import('./commands/doctor.js');
         return (a) => doctor({ stateDir: a['state-dir'] as string | undefined });
@@ -249,7 +327,11 @@ async function main(argv: string[]): Promise<void> {
     .command(
       'gc',
       'Remove what crashed or killed runs left behind (scratch dirs, cgroups, half-built images)',
-      (y) => y.option('state-dir', stateDirOption),
+      (y) =>
+        y
+          .option('state-dir', stateDirOption)
+          .example('$0 gc', 'Clean up after a killed run (safe while other runs go on)')
+          .example('$0 gc --state-dir /srv/nsmatrix', 'Another state directory'),
       lazy(async () => {
         const { default: gc } = await import('./commands/gc.js');
         return (a) => gc({ stateDir: a['state-dir'] as string | undefined });
@@ -260,16 +342,31 @@ async function main(argv: string[]): Promise<void> {
       'Merge the results of shards into one set of reports',
       (y) =>
         y
-          .positional('dirs', { type: 'string', array: true, demandOption: true, describe: 'Output directories of shard runs' })
-          .option('output', { alias: 'o', type: 'string', default: 'nsmatrix-results', describe: 'Where the merged reports go' })
-          .option('reporter', { alias: 'r', type: 'string', array: true, describe: 'NAME or NAME=PATH (default junit, json, markdown, html)' })
-          .example('$0 merge shard-1 shard-2 -o merged', 'One report for two shards'),
+          .positional('dirs', { type: 'string', array: true, describe: 'Output directories of shard runs (each with its results.json)', default: undefined })
+          .option('output', { alias: 'o', type: 'string', default: 'nsmatrix-results', describe: 'Where the merged reports and cell directories go (the same rules as run --output)' })
+          .option('reporter', reporterOption)
+          .example('$0 merge shard-1 shard-2 -o merged', 'One report for two shards (junit and json, like run)')
+          .example('$0 merge shard-* -o merged -r junit -r json -r markdown -r html', 'Every report')
+          .epilogue('Exit status: as run (0, 1, 3 or 130) for the merged cells; 2 when a shard of the run is missing (a warning names it) or on bad input.'),
       lazy(async () => {
         const { default: merge } = await import('./commands/merge.js');
         return (a) => merge({ dirs: a.dirs as string[], output: a.output as string, reporter: a.reporter as string[] | undefined });
       }),
     )
-    .completion('completion', 'Print a bash/zsh completion script');
+    .command(
+      'completion [shell]',
+      'Print a bash or zsh completion script',
+      (y) =>
+        y
+          .positional('shell', { choices: ['bash', 'zsh'] as const, describe: 'The shell (default: the one in $SHELL)' })
+          .example('$0 completion >> ~/.bashrc', 'Bash completion for every new shell')
+          .example('$0 completion zsh >> ~/.zshrc', 'Zsh completion'),
+      () => {
+        (cli as unknown as { showCompletionScript($0: string, command: string): void }).showCompletionScript('nsmatrix', 'completion');
+      },
+    )
+    // yargs answers the completion scripts' queries (--get-yargs-completions) through a hidden command.
+    .completion('__complete', false, complete as never);
   await cli.parseAsync();
 }
 

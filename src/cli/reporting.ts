@@ -1,6 +1,6 @@
 /** Turns `--reporter NAME[=PATH]` flags into reporters, and runs them at the end of a run or merge. */
 import { resolve } from 'node:path';
-import type { Reporter } from '../../reporters/types.js';
+import { DEFAULT_REPORTERS, type Reporter } from '../../reporters/types.js';
 import type { RunResult } from '../run/result.js';
 
 export interface ChosenReporter {
@@ -8,9 +8,7 @@ export interface ChosenReporter {
   target?: string;
 }
 
-export const DEFAULT_REPORTERS = ['junit', 'json'];
-
-export async function createReporters(flags: string[] | undefined, defaults = DEFAULT_REPORTERS): Promise<ChosenReporter[]> {
+export async function createReporters(flags: string[] | undefined, defaults: readonly string[] = DEFAULT_REPORTERS): Promise<ChosenReporter[]> {
   const { createReporter, parseReporterFlag } = await import('../../reporters/index.js');
   const chosen = (flags && flags.length > 0 ? flags : defaults).map((flag) => {
     const { name, target } = parseReporterFlag(flag);

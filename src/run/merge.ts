@@ -32,6 +32,20 @@ export function mergeResults(inputs: { source: string; result: RunResult }[]): R
   };
 }
 
+/**
+ * Which shards of a sharded run are missing from the merged results (all shards must have the same total), as a
+ * sentence for a warning, or undefined when every shard is there (or the results were not sharded).
+ */
+export function missingShards(results: readonly Pick<RunResult, 'shard'>[]): string | undefined {
+  const shards = results.map((r) => r.shard).filter((s): s is NonNullable<typeof s> => s !== undefined);
+  if (shards.length === 0) return undefined;
+  const total = Math.max(...shards.map((s) => s.total));
+  const have = new Set(shards.map((s) => s.index));
+  const missing = Array.from({ length: total }, (_, i) => i + 1).filter((i) => !have.has(i));
+  if (missing.length === 0) return undefined;
+  return `shard${missing.length === 1 ? '' : 's'} ${missing.join(', ')} of ${total} missing: the merged report lacks ${missing.length === 1 ? 'its' : 'their'} cells (merge every shard's output directory)`;
+}
+
 /** The process exit code a result stands for (see README: exit codes). */
 export function exitCodeFor(result: RunResult): number {
   switch (result.outcome) {

@@ -43,7 +43,7 @@ export function doctorChecks(f: DoctorFacts): Check[] {
   const checks: Check[] = [];
   const add = (level: Level, name: string, detail: string, fix?: string) => checks.push({ level, name, detail, ...(fix ? { fix } : {}) });
 
-  add(host.isRoot ? 'ok' : 'FAIL', 'root', host.isRoot ? 'running as root' : 'not root: containers cannot start', 'run nsmatrix with sudo');
+  add(host.isRoot ? 'ok' : 'FAIL', 'root', host.isRoot ? 'running as root' : 'not root: containers cannot start', 'run as root (as root: nsmatrix ...; else: sudo nsmatrix ...)');
   if (!host.nspawnPath) add('FAIL', 'systemd-nspawn', 'not found on PATH', 'apt-get install systemd-container');
   else if (host.nspawnVersion !== null && host.nspawnVersion < 250) {
     add('warn', 'systemd-nspawn', `${host.nspawnVersionText} at ${host.nspawnPath}: older than 250, so no --suppress-sync (slower package installs)`, 'upgrade systemd-container');
@@ -58,7 +58,9 @@ export function doctorChecks(f: DoctorFacts): Check[] {
 
   const layoutText = { unified: 'unified (cgroup v2)', hybrid: 'hybrid (v1 + v2)', legacy: 'legacy (cgroup v1)' }[host.cgroupLayout];
   const hybridNote = host.cgroupLayout === 'hybrid' ? '; containers get SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 (newer systemd refuses to boot on hybrid)' : '';
-  if (f.cgroupsWritable === false) add('FAIL', 'cgroups', `${layoutText}: cannot create per-container cgroups under /sys/fs/cgroup`, 'mount cgroupfs read-write (or run with systemd as PID 1)');
+  // Only root can create cgroups: as another user the check says nothing about the host, so it does not blame it.
+  if (!host.isRoot) add('warn', 'cgroups', `${layoutText}: per-container cgroups not checked (needs root)`, 'run as root: sudo nsmatrix doctor');
+  else if (f.cgroupsWritable === false) add('FAIL', 'cgroups', `${layoutText}: cannot create per-container cgroups under /sys/fs/cgroup`, 'mount cgroupfs read-write (or run with systemd as PID 1)');
   else add(host.cgroupLayout === 'legacy' ? 'warn' : 'ok', 'cgroups', `${layoutText}${hybridNote}`, host.cgroupLayout === 'legacy' ? 'boot with systemd.unified_cgroup_hierarchy=1' : undefined);
 
   const tool = (names: string[], what: string, fix: string, missingLevel: Level = 'warn') => {
@@ -161,6 +163,7 @@ export default async function doctor(args: { stateDir?: string }): Promise<numbe
   const checks = doctorChecks(await gatherFacts(args.stateDir));
   process.stdout.write(`${formatChecks(checks)}\n`);
   const failed = checks.filter((c) => c.level === 'FAIL').length;
-  process.stdout.write(failed ? `\n${failed} check(s) failed: nsmatrix cannot run containers here until they are fixed\n` : '\nthis host can run nsmatrix\n');
+  if (!checks.some((c) => c.name === 'root' && c.level === 'ok')) process.stdout.write('\nnsmatrix: run as root (sudo nsmatrix doctor): nsmatrix starts containers, which needs root\n');
+  process.stdout.write(failed ? `\n${failed} ${failed === 1 ? 'check' : 'checks'} failed: nsmatrix cannot run containers here until they are fixed\n` : '\nthis host can run nsmatrix\n');
   return failed ? ExitCode.infrastructure : ExitCode.ok;
 }

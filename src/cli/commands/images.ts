@@ -1,13 +1,31 @@
 /** `nsmatrix images build|list|rm|prune`: the image store from the command line. */
+import { existsSync } from 'node:fs';
 import { UsageError } from '../../errors.js';
 import { formatDuration, parseDuration } from '../../lib/duration.js';
+import { checkStateDir, stateDirLabel } from '../../lib/run-paths.js';
+import { securePrivateState } from '../../lib/private-dir.js';
 import { listImages, provisionImage, pruneImages, removeImage, resolveStateDir } from '../../images/index.js';
 import type { Manifest } from '../../images/index.js';
+import { didYouMean } from '../../matrix/diagnostics.js';
+
+/**
+ * The state directory a command that reads or removes what is in it may use: never /, /proc, /sys, /dev, nor a
+ * directory that holds other things than nsmatrix state (`gc --state-dir /var` would otherwise clean /var/run
+ * and /var/tmp). `create: false` (listing) leaves a directory that does not exist alone.
+ */
+export function usableStateDir(flag: string | undefined, options: { create: boolean }): string {
+  const stateDir = resolveStateDir(flag);
+  const label = stateDirLabel(flag, stateDir);
+  checkStateDir(stateDir, label);
+  if (!options.create && !existsSync(stateDir)) return stateDir;
+  securePrivateState(stateDir, label);
+  return stateDir;
+}
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
 export async function build(args: { refs: string[]; stateDir?: string; packages: string[] }): Promise<number> {
-  const stateDir = resolveStateDir(args.stateDir);
+  const stateDir = usableStateDir(args.stateDir, { create: true });
   const many = args.refs.length > 1;
   const results = await Promise.all(
     args.refs.map(async (ref) => {
@@ -54,15 +72,24 @@ export function imagesTable(manifests: Manifest[], now = Date.now()): string[] {
 }
 
 export async function list(args: { stateDir?: string; format: 'table' | 'json' }): Promise<number> {
-  const manifests = listImages(resolveStateDir(args.stateDir));
+  const stateDir = usableStateDir(args.stateDir, { create: false });
+  const manifests = existsSync(stateDir) ? listImages(stateDir) : [];
   if (args.format === 'json') out(JSON.stringify(manifests, null, 2));
-  else if (manifests.length === 0) out(`no images in ${resolveStateDir(args.stateDir)}`);
+  else if (manifests.length === 0) out(`no images in ${stateDir}`);
   else for (const line of imagesTable(manifests)) out(line);
   return 0;
 }
 
 export async function rm(args: { stateDir?: string; refs: string[] }): Promise<number> {
-  const stateDir = resolveStateDir(args.stateDir);
+  const stateDir = usableStateDir(args.stateDir, { create: true });
+  // A name or key that matches nothing is the user's typo (exit 2, with the closest name), checked before any removal.
+  const manifests = listImages(stateDir);
+  for (const ref of args.refs) {
+    if (manifests.some((m) => m.name === ref || (/^[0-9a-f]{4,24}$/.test(ref) && m.key.startsWith(ref)))) continue;
+    const names = [...new Set(manifests.map((m) => m.name))];
+    const hint = didYouMean(ref, names) || (names.length > 0 ? ` (images: ${names.join(', ')})` : ' (the cache is empty)');
+    throw new UsageError(`nsmatrix: images rm ${ref}: no image named or keyed ${ref} in ${stateDir}${hint}`);
+  }
   for (const ref of args.refs) {
     for (const key of await removeImage(stateDir, ref)) out(`removed ${key} (${ref})`);
   }
@@ -72,8 +99,8 @@ export async function rm(args: { stateDir?: string; refs: string[] }): Promise<n
 export async function prune(args: { stateDir?: string; olderThan?: string }): Promise<number> {
   const text = args.olderThan ?? '14d';
   const olderThanMs = parseDuration(text);
-  if (olderThanMs === undefined) throw new UsageError(`--older-than: invalid duration "${text}" (e.g. 14d, 12h, 90m)`);
-  const stateDir = resolveStateDir(args.stateDir);
+  if (olderThanMs === undefined) throw new UsageError(`nsmatrix: --older-than: invalid duration "${text}" (e.g. 14d, 12h, 90m)`);
+  const stateDir = usableStateDir(args.stateDir, { create: true });
   const removed = await pruneImages(stateDir, olderThanMs);
   for (const key of removed) out(`removed ${key}`);
   out(`pruned ${removed.length} image(s) unused for ${text}`);

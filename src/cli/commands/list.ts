@@ -1,5 +1,6 @@
 /** `nsmatrix list [FILE]`: the expanded (and selected) cells as a table, JSON, or a GitHub Actions strategy.matrix. */
-import { CELL_ID_KEY, expandMatrix, findMatrixFile, loadMatrix, selectCells } from '../../matrix/index.js';
+import { CELL_ID_KEY, expandMatrix, findMatrixFile, loadMatrix } from '../../matrix/index.js';
+import { selectOrExplain } from '../selection.js';
 import type { Cell } from '../../matrix/index.js';
 
 export interface ListArgs {
@@ -14,7 +15,7 @@ export default async function list(args: ListArgs): Promise<number> {
   const file = findMatrixFile(process.cwd(), args.file);
   const model = await loadMatrix(file);
   const all = expandMatrix(model, { maxCells: args.maxCells });
-  const cells = selectCells(all, { filter: args.filter, ...(args.shard === undefined ? {} : { shard: args.shard }) });
+  const cells = selectOrExplain(all, args.filter, args.shard);
   process.stdout.write(render(cells, args.format));
   return 0;
 }

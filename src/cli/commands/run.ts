@@ -10,7 +10,8 @@ import { realOrResolved } from '../../lib/host-paths.js';
 import { InfraError, UsageError } from '../../errors.js';
 import { detectHost } from '../../lib/host.js';
 import { resources } from '../../lib/resources.js';
-import { findMatrixFile, loadMatrix, expandMatrix, selectCells, parseShard, cellEnvironment } from '../../matrix/index.js';
+import { findMatrixFile, loadMatrix, expandMatrix, parseShard, cellEnvironment } from '../../matrix/index.js';
+import { selectOrExplain } from '../selection.js';
 import { imageRequestFor, provisionImage, resolveStateDir, gcImages } from '../../images/index.js';
 import { openContainer, gcRuntime, createRunScratch } from '../../runtime/index.js';
 import { checkMatrixHostPaths } from '../../runtime/binds.js';
@@ -93,7 +94,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
   const loaded = await loadMatrix(file);
   const all = expandMatrix(loaded, { maxCells: args['max-cells'] });
   const shard = args.shard === undefined ? undefined : parseShard(args.shard);
-  const cells = selectCells(all, { filter: args.filter, ...(args.shard !== undefined ? { shard: args.shard } : {}) });
+  const cells = selectOrExplain(all, args.filter, args.shard);
   const shellOnFailure = args['shell-on-failure'];
   if (shellOnFailure && !(process.stdin.isTTY && process.stdout.isTTY)) {
     throw new UsageError('nsmatrix: --shell-on-failure needs a terminal on stdin and stdout');
@@ -110,7 +111,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     if (problem) throw new UsageError(`nsmatrix: --output ${args.output}: ${problem}`);
   }
   if (cells.length === 0) {
-    process.stderr.write('nsmatrix: no cell matches the selection (--filter/--shard): nothing to run\n');
+    process.stderr.write(`nsmatrix: shard ${args.shard ?? ''} has no cell (the selection has fewer cells than shards): nothing to run\n`);
     return 0;
   }
   const host = requireContainerHost();
