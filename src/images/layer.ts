@@ -3,6 +3,9 @@
  * the package installation and the setup script, without fsync.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { harvestPackages, preparePackageCache, removeUpper } from '../caches/packages.js';
 import { InfraError } from '../errors.js';
 import { detectHost, hostNspawnArgs, hostNspawnEnv } from '../lib/host.js';
 import type { HostInfo } from '../lib/host.js';
@@ -16,10 +19,11 @@ export function packageInstallScript(packages: string[]): string {
   return installScript('apt', packages);
 }
 
-export function layerNspawnArgv(host: HostInfo, root: string, command: string[]): string[] {
+export function layerNspawnArgv(host: HostInfo, root: string, command: string[], extra: string[] = []): string[] {
   const argv = ['systemd-nspawn', '--quiet', '--pipe', '-D', root, `--machine=nsmatrix-build-${randomBytes(4).toString('hex')}`];
   argv.push(...hostNspawnArgs(host));
   if ((host.nspawnVersion ?? 0) >= 250) argv.push('--suppress-sync=yes');
+  argv.push(...extra);
   argv.push('--setenv=DEBIAN_FRONTEND=noninteractive', '--setenv=LC_ALL=C.UTF-8', '--', ...command);
   return argv;
 }
@@ -34,15 +38,19 @@ export function validatePackages(packages: string[]): void {
 
 export async function buildTopLayer(
   root: string,
-  request: { packages: string[]; setup?: string; family?: PackageFamily },
+  request: { packages: string[]; setup?: string; family?: PackageFamily; packageCache?: boolean },
   log: BuildLog,
   signal?: AbortSignal,
 ): Promise<void> {
   const host = detectHost();
   const env = hostNspawnEnv(host);
+  const family = request.family ?? 'apt';
+  // The shared package download cache (caches/packages.ts), over the pool of the release being built.
+  const stateDir = stateDirOfBuild(root);
+  const cache = stateDir && request.packageCache !== false && request.packages.length > 0 ? await preparePackageCache(stateDir, root, join(dirname(root), 'pkgcache')).catch(() => undefined) : undefined;
   const step = async (what: string, command: string[]) => {
     log.info(what);
-    const outcome = await runLogged(layerNspawnArgv(host, root, command), log, { env, signal });
+    const outcome = await runLogged(layerNspawnArgv(host, root, command, cache ? [cache.option] : []), log, { env, signal });
     if (outcome.aborted) throw new InfraError(`${what}: aborted`, { logPath: log.path });
     if (outcome.exitCode !== 0) {
       const hint = expiredReleaseHint(log.text());
@@ -52,9 +60,29 @@ export async function buildTopLayer(
       });
     }
   };
-  if (request.packages.length) {
-    const family = request.family ?? 'apt';
-    await step(`installing ${request.packages.join(' ')} (${family})`, ['/bin/sh', '-c', installScript(family, request.packages)]);
+  try {
+    if (request.packages.length) {
+      await step(`installing ${request.packages.join(' ')} (${family})`, ['/bin/sh', '-c', installScript(family, request.packages, { keepDownloads: cache !== undefined })]);
+    }
+    if (request.setup?.trim()) await step('running the setup script', ['/bin/sh', '-e', '-c', request.setup]);
+    if (cache) {
+      const harvest = await harvestPackages(cache, stateDir!, root);
+      log.info(`package cache ${basename(cache.pool)}: ${harvest.added.length} package(s) added (${harvest.bytes} bytes)${harvest.refused.length ? `, ${harvest.refused.length} refused` : ''}`);
+    }
+  } finally {
+    // Never published with the image: the build directory is renamed into the store as a whole.
+    if (cache) await removeUpper(cache);
   }
-  if (request.setup?.trim()) await step('running the setup script', ['/bin/sh', '-e', '-c', request.setup]);
+}
+
+/**
+ * The state directory of a top-layer build, from where provisioning builds it (`<state>/tmp/<key>.<pid>.<rand>/rootfs`),
+ * or undefined for a root elsewhere (then no package cache is used).
+ */
+export function stateDirOfBuild(root: string): string | undefined {
+  const buildDir = dirname(root);
+  const tmp = dirname(buildDir);
+  if (basename(root) !== 'rootfs' || basename(tmp) !== 'tmp') return undefined;
+  const stateDir = dirname(tmp);
+  return existsSync(join(stateDir, 'images')) ? stateDir : undefined;
 }

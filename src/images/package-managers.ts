@@ -68,13 +68,17 @@ const shellQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
  * The script run inside the image (by /bin/sh) to install `packages`. dnf, yum and microdnf are chosen inside
  * the image, since Fedora has dnf (dnf5 on new releases) and minimal RHEL-likes have only microdnf.
  */
-export function installScript(family: PackageFamily, packages: string[]): string {
+export function installScript(family: PackageFamily, packages: string[], options: { keepDownloads?: boolean } = {}): string {
   const list = packages.map(shellQuote).join(' ');
   switch (family) {
     case 'apt': {
       // No translations: bases are bootstrapped without them, and they would add ~30 MB to every top layer.
       const apt = 'apt-get -q -o Acquire::Languages=none -o Dpkg::Options::=--force-unsafe-io -o Dpkg::Use-Pty=0';
-      return ['set -e', `${apt} update`, `${apt} install -y --no-install-recommends ${list}`, 'apt-get clean'].join('\n');
+      // With the shared package cache mounted on /var/cache/apt/archives, `apt-get clean` would throw away what the
+      // host is about to harvest (and the image's own directory is hidden under the mount): only apt's binary
+      // caches go.
+      const clean = options.keepDownloads ? 'rm -f /var/cache/apt/*.bin' : 'apt-get clean';
+      return ['set -e', `${apt} update`, `${apt} install -y --no-install-recommends ${list}`, clean].join('\n');
     }
     case 'dnf':
       return [

@@ -11,6 +11,7 @@ import PQueue from 'p-queue';
 import type { Cell, MatrixModel } from '../matrix/types.js';
 import type { ProvisionedImage } from '../images/types.js';
 import type { Container, ContainerOptions, EphemeralStrategy, HostInfo } from '../runtime/types.js';
+import { harvestPackages, preparePackageCache, removeUpper, type PackageCacheMount } from '../caches/packages.js';
 import { runCellSteps, notRun } from './cell.js';
 import type { RunEvents } from './events.js';
 import { RESULT_VERSION, type CellOutcome, type CellResult, type RunResult, type StepResult } from './result.js';
@@ -260,6 +261,13 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
     return finish({ outcome: 'error', infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no image')) });
   }
 
+  // The shared package download cache (caches/packages.ts): an overlay per cell over the release's pool. Not with
+  // private users: overlayfs cannot be idmapped.
+  let packageCache: PackageCacheMount | undefined;
+  if (options.stateDir && options.model.cachePackages !== false && !options.model.privateUsers) {
+    packageCache = await preparePackageCache(options.stateDir, image.root, join(options.scratchDir, `pkgcache-${cell.id}`)).catch(() => undefined);
+  }
+
   let container: Container;
   try {
     container = await options.stages.openContainer({
@@ -274,12 +282,14 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       boot: options.model.boot,
       binds: options.model.bind,
       ...(options.stateDir ? { stateDir: options.stateDir, outputDir: options.outputDir } : {}),
-      nspawnExtra: options.model.nspawn,
+      // nsmatrix's own mounts first: the matrix author's nspawn: options come after them and win.
+      nspawnExtra: [...(packageCache ? [packageCache.option] : []), ...options.model.nspawn],
       env: options.stages.cellEnvironment(cell),
       ...(options.strategy ? { strategy: options.strategy } : {}),
       ...(options.noSeccomp ? { noSeccomp: true } : {}),
     });
   } catch (error) {
+    if (packageCache) await removeUpper(packageCache).catch(() => undefined);
     const message = `container could not start: ${(error as Error).message}`;
     return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no container')) });
   }
@@ -304,6 +314,11 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       ({ journal } = await container.close());
     } catch (error) {
       closeError = `container cleanup failed: ${(error as Error).message}`;
+    }
+    if (packageCache) {
+      // The container has stopped: what it downloaded and the image's index vouches for joins the pool.
+      if (closeError === undefined && !options.signal.aborted) await harvestPackages(packageCache, options.stateDir!, image.root).catch(() => undefined);
+      await removeUpper(packageCache).catch(() => undefined);
     }
   }
   const infrastructureError = outcome.infrastructureError ?? closeError;
