@@ -23,8 +23,9 @@ export function resultsLogName(step: { index: number; name: string }, attempt: n
   return stepLogName(step, attempt).replace(/\.log$/, '.results.log');
 }
 
-/** How long gathering one attempt's result files may take. */
+/** How long gathering one attempt's result files may take; shorter once the run is being cancelled or interrupted. */
 export const GATHER_TIMEOUT_MS = 60_000;
+export const GATHER_TIMEOUT_CANCELLED_MS = 10_000;
 
 /**
  * Gathers an attempt's result files inside the container (the host never reads a container path) and parses them.
@@ -35,8 +36,10 @@ export async function gatherAttemptResults(
   step: { index: number; name: string },
   specs: ResultSpec[],
   logPath: { absolute: string; relative: string },
-  limits: GatherLimits = DEFAULT_GATHER_LIMITS,
+  options: { limits?: GatherLimits; cancelled?: boolean } = {},
 ): Promise<AttemptTestResults> {
+  const limits = options.limits ?? DEFAULT_GATHER_LIMITS;
+  const timeoutMs = options.cancelled ? GATHER_TIMEOUT_CANCELLED_MS : GATHER_TIMEOUT_MS;
   const { script, token } = gatherScript(specs, limits);
   const sink = new GatherSink(limits);
   let exec: ExecResult;
@@ -46,7 +49,8 @@ export async function gatherAttemptResults(
       name: `${step.name} (results)`,
       script,
       env: {},
-      timeoutMs: GATHER_TIMEOUT_MS,
+      // No abort signal: a cancelled step's results are gathered too, within the shorter timeout.
+      timeoutMs,
       logPath: logPath.absolute,
       onOutput: (stream, chunk) => {
         if (stream === 'stdout') sink.write(chunk);
@@ -58,8 +62,11 @@ export async function gatherAttemptResults(
   const gathered = readGathered(sink.bytes(), token, specs, limits, sink.overflowed);
   const collected = collectTests(gathered, specs);
   const warnings = [...collected.warnings];
-  if (exec.infrastructureError !== undefined) warnings.unshift(`result files missing: the container is gone (${exec.infrastructureError})`);
-  else if (exec.timedOut) warnings.unshift(`gathering result files timed out after ${GATHER_TIMEOUT_MS / 1000}s`);
+  if (exec.infrastructureError !== undefined) {
+    // One warning says it all: whatever was not printed is missing because the container is gone.
+    return { ...collected, warnings: [`result files missing: the container is gone (${exec.infrastructureError})`], logPath: logPath.relative };
+  }
+  if (exec.timedOut) warnings.unshift(`gathering result files timed out after ${timeoutMs / 1000}s`);
   return { ...collected, warnings, logPath: logPath.relative };
 }
 
@@ -146,7 +153,8 @@ export async function runCellSteps(ctx: StepRunContext): Promise<CellStepsOutcom
       if (step.results && exec.infrastructureError === undefined) {
         // After every attempt that ran (passed, failed, timed out, skipped, stopped), before the container goes.
         const resultsRel = join(ctx.cellDir, resultsLogName(step, attempt));
-        record.results = await gatherAttemptResults(container, step, step.results, { absolute: join(ctx.outputDir, resultsRel), relative: resultsRel });
+        const resultsLog = { absolute: join(ctx.outputDir, resultsRel), relative: resultsRel };
+        record.results = await gatherAttemptResults(container, step, step.results, resultsLog, { cancelled: signal.aborted });
         markFlakyTests(attempts.map((a) => a.results?.tests).concat([record.results.tests]));
       }
       attempts.push(record);
