@@ -1,9 +1,11 @@
 /**
  * Image references as users write them: `debian:<suite>`, `ubuntu:<suite>`, or a plain name whose spec says where
  * the root filesystem comes from (`pull:`, `path:`, `machine:`). Pure: alias resolution happens in suites.ts.
- * Bad references are InfraErrors (exit 3) as the images issue asks, never paths: store keys are hashes.
+ * A bad reference is the user's to fix: a UsageError (exit 2, README: exit codes), found by `validate` before
+ * anything runs. Names are never paths: store keys are hashes.
  */
-import { InfraError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import { didYouMean } from '../matrix/diagnostics.js';
 import type { ImageSpec } from '../matrix/types.js';
 import { isOciName, parseOciReference, type OciReference } from './oci/reference.js';
 
@@ -36,7 +38,7 @@ export function validateImageName(name: string): void {
     return;
   }
   if (!NAME_RE.test(name) || name.includes('..') || name.length > 128) {
-    throw new InfraError(`image "${name}": invalid name (letters, digits, ".", "_", "+", "-", one optional ":")`);
+    throw new UsageError(`image "${name}": invalid name (letters, digits, ".", "_", "+", "-", one optional ":")`);
   }
 }
 
@@ -44,38 +46,39 @@ export function parseImageRef(name: string, spec: Partial<ImageSpec> = {}): Imag
   validateImageName(name);
   const oci = spec.oci ?? (isOciName(name) ? name : undefined);
   const sources = [spec.pull && 'pull', spec.path && 'path', spec.machine && 'machine', oci && 'oci'].filter(Boolean);
-  if (sources.length > 1) throw new InfraError(`image "${name}": set only one of pull:, path:, machine:, oci:`);
-  if (spec.insecure && !oci) throw new InfraError(`image "${name}": insecure: applies only to oci: images`);
+  if (sources.length > 1) throw new UsageError(`image "${name}": set only one of pull:, path:, machine:, oci:`);
+  if (spec.insecure && !oci) throw new UsageError(`image "${name}": insecure: applies only to oci: images`);
   if (oci) return { kind: 'oci', ref: parseOciReference(oci), insecure: spec.insecure ?? false };
   if (spec.pull) {
     const sha = spec.pull.sha256?.toLowerCase();
-    if (!sha || !SHA256_RE.test(sha)) throw new InfraError(`image "${name}": pull: needs sha256: (64 hex digits)`);
+    if (!sha || !SHA256_RE.test(sha)) throw new UsageError(`image "${name}": pull: needs sha256: (64 hex digits)`);
     if (!/^https?:\/\//.test(spec.pull.url) && !spec.pull.url.startsWith('/')) {
-      throw new InfraError(`image "${name}": pull: must be an http(s) URL or an absolute path`);
+      throw new UsageError(`image "${name}": pull: must be an http(s) URL or an absolute path`);
     }
     return { kind: 'tarball', url: spec.pull.url, sha256: sha };
   }
   if (spec.path) {
-    if (!spec.path.startsWith('/')) throw new InfraError(`image "${name}": path: must be absolute`);
+    if (!spec.path.startsWith('/')) throw new UsageError(`image "${name}": path: must be absolute`);
     return { kind: 'directory', path: spec.path };
   }
   if (spec.machine) {
-    if (!MACHINE_RE.test(spec.machine)) throw new InfraError(`image "${name}": machine: invalid machine name`);
+    if (!MACHINE_RE.test(spec.machine)) throw new UsageError(`image "${name}": machine: invalid machine name`);
     return { kind: 'machine', machine: spec.machine };
   }
   const colon = name.indexOf(':');
   if (colon < 0) {
-    throw new InfraError(`image "${name}": unknown image (use debian:<suite> or oci:REGISTRY/NAME:TAG, or give it pull:, path:, machine: or oci:)`);
+    throw new UsageError(`image "${name}": unknown image (use debian:<suite> or oci:REGISTRY/NAME:TAG, or give it pull:, path:, machine: or oci:)`);
   }
   const distro = name.slice(0, colon);
   const suite = name.slice(colon + 1);
   const entry = CATALOGUE[distro];
   if (!entry) {
-    throw new InfraError(`image "${name}": unknown distribution "${distro}" (known: ${Object.keys(CATALOGUE).join(', ')})`);
+    const hint = didYouMean(distro, Object.keys(CATALOGUE)) || ` (known: ${Object.keys(CATALOGUE).join(', ')})`;
+    throw new UsageError(`image "${name}": unknown distribution "${distro}"${hint}`);
   }
   if (!entry.suites.includes(suite) && !entry.aliases.includes(suite)) {
-    throw new InfraError(
-      `image "${name}": unknown ${distro} suite "${suite}" (known: ${[...entry.suites, ...entry.aliases].join(', ')})`,
+    throw new UsageError(
+      `image "${name}": unknown ${distro} suite "${suite}"${didYouMean(suite, [...entry.suites, ...entry.aliases])} (known: ${[...entry.suites, ...entry.aliases].join(', ')})`,
     );
   }
   const source: ImageSource = {

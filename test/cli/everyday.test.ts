@@ -168,3 +168,16 @@ describe('help and error style', () => {
     }
   });
 });
+
+describe('image references at validate time', () => {
+  it('validate (and run) report an unknown suite at its position with a did-you-mean, exit 2', () => {
+    const file = join(tmp, 'bad-image.yaml');
+    writeFileSync(file, 'matrix:\n  image: [debian:bookworm, debian:bookwrom]\n  include:\n    - { image: "ubuntu:nobel", x: 1 }\nsteps:\n  - name: a\n    run: "true"\n');
+    for (const command of ['validate', 'run', 'list']) {
+      const r = nsmatrix([command, file]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`${file}:2:28: image "debian:bookwrom": unknown debian suite "bookwrom" (did you mean "bookworm"?)`);
+      expect(r.stderr).toContain(`${file}:4:9: image "ubuntu:nobel": unknown ubuntu suite "nobel" (did you mean "noble"?)`);
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InfraError } from '../../src/errors.js';
+import { UsageError } from '../../src/errors.js';
 import { parseImageRef, validateImageName } from '../../src/images/ref.js';
 import { codenameFromRelease, resolveSuite } from '../../src/images/suites.js';
 
@@ -31,20 +31,21 @@ describe('parseImageRef', () => {
   it.each([
     ['debian:jessie', /unknown debian suite "jessie"/],
     ['fedora:40', /unknown distribution "fedora"/],
+    ['debian:bookwrom', /unknown debian suite "bookwrom" \(did you mean "bookworm"\?\)/],
     ['plain', /unknown image/],
     ['../../etc', /invalid name/],
     ['a/b', /invalid name/],
     ['debian:..', /invalid name/],
     ['', /invalid name/],
-  ])('refuses %s with an exit-3 error', (name, message) => {
+  ])('refuses %s with an exit-2 error (a bad image reference is the user\'s to fix)', (name, message) => {
     let caught: unknown;
     try {
       parseImageRef(name);
     } catch (error) {
       caught = error;
     }
-    expect(caught).toBeInstanceOf(InfraError);
-    expect((caught as InfraError).exitCode).toBe(3);
+    expect(caught).toBeInstanceOf(UsageError);
+    expect((caught as UsageError).exitCode).toBe(2);
     expect((caught as Error).message).toMatch(message);
   });
 

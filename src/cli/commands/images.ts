@@ -81,9 +81,9 @@ export async function list(args: { stateDir?: string; format: 'table' | 'json' }
 }
 
 export async function rm(args: { stateDir?: string; refs: string[] }): Promise<number> {
-  const stateDir = usableStateDir(args.stateDir, { create: true });
+  const stateDir = usableStateDir(args.stateDir, { create: false });
   // A name or key that matches nothing is the user's typo (exit 2, with the closest name), checked before any removal.
-  const manifests = listImages(stateDir);
+  const manifests = existsSync(stateDir) ? listImages(stateDir) : [];
   for (const ref of args.refs) {
     if (manifests.some((m) => m.name === ref || (/^[0-9a-f]{4,24}$/.test(ref) && m.key.startsWith(ref)))) continue;
     const names = [...new Set(manifests.map((m) => m.name))];

@@ -2,6 +2,7 @@
 import { CELL_ID_KEY, expandMatrix, findMatrixFile, loadMatrix } from '../../matrix/index.js';
 import { selectOrExplain } from '../selection.js';
 import type { Cell } from '../../matrix/index.js';
+import { checkImageReferences } from '../image-check.js';
 
 export interface ListArgs {
   file?: string;
@@ -15,6 +16,7 @@ export default async function list(args: ListArgs): Promise<number> {
   const file = findMatrixFile(process.cwd(), args.file);
   const model = await loadMatrix(file);
   const all = expandMatrix(model, { maxCells: args.maxCells });
+  checkImageReferences(model, all);
   const cells = selectOrExplain(all, args.filter, args.shard);
   process.stdout.write(render(cells, args.format));
   return 0;

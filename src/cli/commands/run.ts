@@ -28,6 +28,7 @@ import { createReporters, writeReports } from '../reporting.js';
 import { attachTerminal } from '../terminal.js';
 import { lockOutputDir } from '../output-lock.js';
 import { toolVersion } from '../../lib/version.js';
+import { checkImageReferences } from '../image-check.js';
 
 export interface RunArgs {
   file?: string;
@@ -93,6 +94,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
   const file = findMatrixFile(process.cwd(), args.file);
   const loaded = await loadMatrix(file);
   const all = expandMatrix(loaded, { maxCells: args['max-cells'] });
+  checkImageReferences(loaded, all);
   const shard = args.shard === undefined ? undefined : parseShard(args.shard);
   const cells = selectOrExplain(all, args.filter, args.shard);
   const shellOnFailure = args['shell-on-failure'];
