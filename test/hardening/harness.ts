@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { CLI, leftovers, schemaErrors, type CliResult } from '../helpers/cli.js';
+import { CLI, leftovers, mentionsPath, schemaErrors, type CliResult } from '../helpers/cli.js';
 
 /** mulberry32: small, fast and good enough to pick trial parameters reproducibly. */
 export function seededRandom(seed: number): () => number {
@@ -147,7 +147,7 @@ function cgroupTreePids(cgroup: string): string[] {
  * our state or output directory or payload, or that lives in a container whose root is in our state directory (a
  * booted container's init names nothing). Cgroups of other nsmatrix users of the host hold their own processes.
  */
-function cgroupIsOurs(cgroup: string, stateDir: string, needles: string[], sinceMs: number, machines?: readonly string[]): boolean {
+function cgroupIsOurs(cgroup: string, stateDir: string, names: (text: string) => boolean, sinceMs: number, machines?: readonly string[]): boolean {
   let pids: string[];
   let createdMs: number;
   try {
@@ -162,7 +162,7 @@ function cgroupIsOurs(cgroup: string, stateDir: string, needles: string[], since
   return pids.some((pid) => {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      if (needles.some((n) => cmdline.includes(n))) return true;
+      if (names(cmdline)) return true;
       // The process's own root mount (mount point "/"): an overlay or bind whose source lies in our state directory.
       const root = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === '/');
       return root?.includes(`${stateDir}/`) ?? false;
@@ -181,12 +181,14 @@ const listDir = (dir: string) => (existsSync(dir) ? readdirSync(dir) : []);
  */
 export function damage(stateDir: string, outputDir: string, payloadMarker: string, sinceMs = LOADED_AT, machines?: readonly string[]): string[] {
   const left = leftovers([stateDir, outputDir]);
+  // Paths as paths: /var/tmp/x-B (another user's state directory) is not /var/tmp/x.
+  const inOurDirs = (text: string) => mentionsPath(text, stateDir) || mentionsPath(text, outputDir);
   return [
     // Only mounts of this state or output directory: other nsmatrix users of the host are none of this test's business.
-    ...left.mounts.filter((m) => m.includes(stateDir) || m.includes(outputDir)).map((m) => `mount: ${m}`),
+    ...left.mounts.filter(inOurDirs).map((m) => `mount: ${m}`),
     ...left.processes.map((p) => `nspawn process: ${p}`),
-    ...left.cgroups.filter((c) => cgroupIsOurs(c, stateDir, [stateDir, outputDir, payloadMarker], sinceMs, machines)).map((c) => `cgroup: ${c}`),
-    ...processesMentioning([stateDir, outputDir, payloadMarker]).map((p) => `process: ${p}`),
+    ...left.cgroups.filter((c) => cgroupIsOurs(c, stateDir, (t) => inOurDirs(t) || t.includes(payloadMarker), sinceMs, machines)).map((c) => `cgroup: ${c}`),
+    ...processesMentioning([stateDir, outputDir, payloadMarker]).filter((p) => inOurDirs(p) || p.includes(payloadMarker)).map((p) => `process: ${p}`),
     ...listDir(join(stateDir, 'run')).map((d) => `scratch: run/${d}`),
     ...listDir(join(stateDir, 'tmp')).map((d) => `image build dir: tmp/${d}`),
     ...reportProblems(outputDir),
