@@ -1,4 +1,7 @@
-/** Copy-paste commands that rerun exactly one cell. */
+/** Copy-paste commands that rerun exactly one cell, with every option that changes its result. */
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { CELL_ID_KEY } from '../matrix/check.js';
 import type { Cell } from '../matrix/types.js';
 
 /** POSIX shell quoting: bare when safe, else single quotes with embedded quotes spliced. */
@@ -7,8 +10,51 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Filtering on every value of the cell (axes and include-added keys) selects exactly that cell. */
-export function rerunCommand(fileArg: string, cell: Pick<Cell, 'values'>): string {
-  const filters = Object.entries(cell.values).map(([k, v]) => `--filter ${shellQuote(`${k}=${String(v)}`)}`);
-  return ['nsmatrix run', shellQuote(fileArg), ...filters].join(' ');
+export interface RerunContext {
+  /** How to start nsmatrix: `nsmatrix` when that is on PATH (and is this nsmatrix), else `node /abs/main.js`. */
+  command: string[];
+  /** Absolute matrix file. */
+  file: string;
+  /** Options that change the result, as argv words (`--state-dir`, `--output`, `--reporter`, ...). */
+  options: string[];
+}
+
+/**
+ * The words that start this nsmatrix again: `nsmatrix` if a `nsmatrix` on PATH is this very program (a symlink
+ * made by `npm link` or scripts/setup-host.sh), else the node binary and the script, both absolute.
+ */
+export function selfCommand(script: string, env: NodeJS.ProcessEnv = process.env, node = process.execPath): string[] {
+  let self: string;
+  try {
+    self = realpathSync(script);
+  } catch {
+    return [node, script];
+  }
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, 'nsmatrix');
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (realpathSync(candidate) === self) return ['nsmatrix'];
+      break; // the first nsmatrix on PATH is another program: never name it
+    } catch {
+      // not in this directory
+    }
+  }
+  return [node, self];
+}
+
+/**
+ * `nsmatrix run FILE --filter nsmatrix-cell=<id> OPTIONS`: the cell id selects exactly this cell, also one added
+ * by `include` whose values are a superset of another cell's. Without a context (library use, tests), the
+ * values themselves: `nsmatrix run FILE --filter K=V...`.
+ */
+export function rerunCommand(fileArg: string | RerunContext, cell: Pick<Cell, 'values'> & Partial<Pick<Cell, 'id'>>): string {
+  if (typeof fileArg === 'string' || cell.id === undefined) {
+    const file = typeof fileArg === 'string' ? fileArg : fileArg.file;
+    const filters = Object.entries(cell.values).map(([k, v]) => `--filter ${shellQuote(`${k}=${String(v)}`)}`);
+    return ['nsmatrix run', shellQuote(file), ...filters].join(' ');
+  }
+  const { command, file, options } = fileArg;
+  return [...command, 'run', file, '--filter', `${CELL_ID_KEY}=${cell.id}`, ...options].map(shellQuote).join(' ');
 }

@@ -51,6 +51,8 @@ export interface RunOptions {
   stateDir?: string;
   /** Matrix file path as the user wrote it, for rerun commands. */
   fileArg: string;
+  /** The command that reruns one cell (the CLI's, with its options); default: `nsmatrix run FILE` and its filter. */
+  rerun?: (cell: Cell) => string;
   jobs: number;
   failFast: boolean;
   strategy?: EphemeralStrategy;
@@ -222,7 +224,7 @@ function cellResultOf(cell: Cell, options: RunOptions, startedAt: Date) {
     startedAt: startedAt.toISOString(),
     outputDir: cell.id,
     artifactsDir: join(cell.id, 'artifacts'),
-    rerun: rerunCommand(options.fileArg, cell),
+    rerun: options.rerun ? options.rerun(cell) : rerunCommand(options.fileArg, cell),
   } satisfies Partial<CellResult>;
   return (fields: CellOutcomeFields): CellResult => ({
     ...base,

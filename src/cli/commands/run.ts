@@ -5,12 +5,13 @@
  */
 import { availableParallelism } from 'node:os';
 import { appendFile } from 'node:fs/promises';
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
+import { rerunCommand, selfCommand, type RerunContext } from '../../run/rerun.js';
 import { realOrResolved } from '../../lib/host-paths.js';
 import { InfraError, UsageError } from '../../errors.js';
 import { detectHost } from '../../lib/host.js';
 import { resources } from '../../lib/resources.js';
-import { findMatrixFile, loadMatrix, expandMatrix, parseShard, cellEnvironment } from '../../matrix/index.js';
+import { findMatrixFile, loadMatrix, expandMatrix, parseShard, cellEnvironment, DEFAULT_MAX_CELLS } from '../../matrix/index.js';
 import { selectOrExplain } from '../selection.js';
 import { imageRequestFor, provisionImage, resolveStateDir, gcImages } from '../../images/index.js';
 import { openContainer, gcRuntime, createRunScratch } from '../../runtime/index.js';
@@ -82,6 +83,22 @@ export async function appendStepSummary(result: RunResult, outputDir: string, en
   } catch (error) {
     process.stderr.write(`nsmatrix: warning: could not append the summary to GITHUB_STEP_SUMMARY (${target}): ${(error as Error).message}\n`);
   }
+}
+
+/**
+ * What a rerun of one cell must repeat: where images and results live, which reports, and every option that
+ * changes a cell's result. Paths absolute, so that the command works from any directory.
+ */
+export function rerunContext(args: RunArgs, file: string, outputDir: string, stateDir: string): RerunContext {
+  const options = ['--state-dir', resolve(stateDir), '--output', outputDir];
+  for (const reporter of args.reporter ?? []) {
+    const eq = reporter.indexOf('=');
+    options.push('--reporter', eq === -1 ? reporter : `${reporter.slice(0, eq)}=${resolve(reporter.slice(eq + 1))}`);
+  }
+  if (args['ephemeral-strategy'] !== 'auto') options.push('--ephemeral-strategy', args['ephemeral-strategy']);
+  if (!args.seccomp) options.push('--no-seccomp');
+  if (Number(args['max-cells']) !== DEFAULT_MAX_CELLS) options.push('--max-cells', String(args['max-cells']));
+  return { command: selfCommand(process.argv[1] ?? 'nsmatrix'), file: resolve(file), options };
 }
 
 function markInterrupted(): void {
@@ -163,6 +180,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       scratchDir: scratch.dir,
       stateDir,
       fileArg: args.file ?? (relative(process.cwd(), file) || file),
+      rerun: (cell) => rerunCommand(rerunContext(args, file, outputDir, stateDir), cell),
       jobs: shellOnFailure ? 1 : (args.jobs ?? availableParallelism()),
       failFast: args['fail-fast'] ?? model.failFast,
       ...(strategy ? { strategy } : {}),
