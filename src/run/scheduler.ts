@@ -12,6 +12,8 @@ import type { Cell, MatrixModel } from '../matrix/types.js';
 import type { ProvisionedImage } from '../images/types.js';
 import type { Container, ContainerOptions, EphemeralStrategy, HostInfo } from '../runtime/types.js';
 import { harvestPackages, preparePackageCache, removeUpper, type PackageCacheMount } from '../caches/packages.js';
+import { restoreCache, saveCache, type RestoredCache } from '../caches/paths.js';
+import { interpolate } from '../matrix/expressions.js';
 import { runCellSteps, notRun } from './cell.js';
 import type { RunEvents } from './events.js';
 import { RESULT_VERSION, type CellOutcome, type CellResult, type RunResult, type StepResult } from './result.js';
@@ -233,6 +235,21 @@ function cellResultOf(cell: Cell, options: RunOptions, startedAt: Date) {
   });
 }
 
+/** The cell's `cache:` entries, matrix-wide then per step, one per container path (the first wins). */
+export function cacheSpecsOf(model: MatrixModel, cell: Cell, imageKey: string): { key: string; path: string; step?: number }[] {
+  const seen = new Set<string>();
+  const specs: { key: string; path: string; step?: number }[] = [];
+  const add = (spec: { path: string; key?: string }, step?: number) => {
+    const path = spec.path.replace(/\/+$/, '');
+    if (seen.has(path)) return;
+    seen.add(path);
+    specs.push({ key: spec.key !== undefined ? `key:${interpolate(spec.key, cell.values)}` : `image:${imageKey}`, path, ...(step !== undefined ? { step } : {}) });
+  };
+  for (const spec of model.cache ?? []) add(spec);
+  model.steps.forEach((step, index) => (step.cache ?? []).forEach((spec) => add(spec, index)));
+  return specs;
+}
+
 async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, signal: AbortSignal, options: RunOptions): Promise<CellResult> {
   const cellDir = cell.id;
   const finish = cellResultOf(cell, options, new Date());
@@ -270,6 +287,29 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
     packageCache = await preparePackageCache(options.stateDir, image.root, join(options.scratchDir, `pkgcache-${cell.id}`)).catch(() => undefined);
   }
 
+  // `cache:` directories (caches/paths.ts): each a copy of the published version, bound read-write.
+  const caches: { restored: RestoredCache; step?: number }[] = [];
+  const cacheWork = join(options.scratchDir, `cache-${cell.id}`);
+  if (options.stateDir) {
+    try {
+      for (const wanted of cacheSpecsOf(options.model, cell, image.key)) {
+        const restored = await restoreCache(options.stateDir, { ...wanted, image: cell.image }, join(cacheWork, String(caches.length)), signal);
+        caches.push({ restored, ...(wanted.step !== undefined ? { step: wanted.step } : {}) });
+      }
+    } catch (error) {
+      if (packageCache) await removeUpper(packageCache).catch(() => undefined);
+      await rm(cacheWork, { recursive: true, force: true });
+      if (signal.aborted) {
+        const reason = reasonText(signal);
+        return finish({ outcome: 'cancelled', cancelReason: reason, steps: cell.steps.map((s) => notRun(s, reason)) });
+      }
+      const message = `cache could not be restored: ${(error as Error).message}`;
+      return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no cache')) });
+    }
+  }
+  const escapeBind = (p: string) => p.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+  const cacheBinds = caches.map(({ restored }) => `--bind=${escapeBind(restored.data)}:${escapeBind(restored.path)}${options.model.privateUsers ? ':idmap' : ''}`);
+
   let container: Container;
   try {
     container = await options.stages.openContainer({
@@ -285,13 +325,14 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       binds: options.model.bind,
       ...(options.stateDir ? { stateDir: options.stateDir, outputDir: options.outputDir } : {}),
       // nsmatrix's own mounts first: the matrix author's nspawn: options come after them and win.
-      nspawnExtra: [...(packageCache ? [packageCache.option] : []), ...options.model.nspawn],
+      nspawnExtra: [...(packageCache ? [packageCache.option] : []), ...cacheBinds, ...options.model.nspawn],
       env: options.stages.cellEnvironment(cell),
       ...(options.strategy ? { strategy: options.strategy } : {}),
       ...(options.noSeccomp ? { noSeccomp: true } : {}),
     });
   } catch (error) {
     if (packageCache) await removeUpper(packageCache).catch(() => undefined);
+    await rm(cacheWork, { recursive: true, force: true });
     const message = `container could not start: ${(error as Error).message}`;
     return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no container')) });
   }
@@ -324,6 +365,15 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
     }
   }
   const infrastructureError = outcome.infrastructureError ?? closeError;
+  if (caches.length > 0) {
+    // Saved when the cell ran to its end (a step's own cache: when that step ran); never after an interrupt.
+    const complete = infrastructureError === undefined && outcome.cancelled === undefined && !signal.aborted;
+    for (const { restored, step } of caches) {
+      const ran = step === undefined ? complete : !signal.aborted && (outcome.steps[step]?.attempts.length ?? 0) > 0;
+      if (ran && closeError === undefined) await saveCache(options.stateDir!, restored).catch(() => undefined);
+    }
+    await rm(cacheWork, { recursive: true, force: true });
+  }
   return finish({
     outcome: cellOutcome(outcome.steps, { ...outcome, ...(infrastructureError !== undefined ? { infrastructureError } : {}) }),
     imageKey: image.key,
