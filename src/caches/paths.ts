@@ -10,21 +10,22 @@
  *   version by a fixed pattern) and that version copied with `cp -a --reflink=auto` into the cell's scratch space,
  *   which is bound at the path. Cells never see a published version, only their own copy.
  * - Save (after the container has stopped): the cell's copy is disarmed (disarmTree: setuid/setgid bits, file
- *   capabilities, device nodes), measured without following links and refused above the size limit, then, under
+ *   capabilities, device nodes), measured (`du`, links not followed) and refused above the size limit, then, under
  *   the exclusive lock, renamed into the cache as a new version and published by renaming a new `current` link over
  *   the old one; versions `current` does not name are removed. The last writer wins; nothing half-written is ever
  *   named by `current`, so a save killed at any point leaves the previous version in force.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, type Stats } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { treeSize } from '../images/fs-ops.js';
 import { acquireFlock, type FileLock } from '../lib/flock.js';
 import { runChecked } from '../lib/process.js';
 import { disarmTree } from '../runtime/disarm.js';
 import { cachesDir, ensureCachesDirs } from './packages.js';
 
-/** Largest cache saved (bytes, as lstat counts them); a bigger one is not published and the old one stays. */
+/** Largest cache saved (bytes, as `du -sb` counts them, links not followed); a bigger one is not published and the old one stays. */
 export const DEFAULT_CACHE_MAX_BYTES = 4 * 1024 ** 3;
 const VERSION_RE = /^v\.\d{13}\.[0-9a-f]{12}$/;
 const ID_RE = /^[0-9a-f]{24}$/;
@@ -123,28 +124,6 @@ export async function restoreCache(stateDir: string, spec: { key: string; path: 
   return { id, key: spec.key, path: spec.path, image: spec.image, data, hit };
 }
 
-/** Bytes of a tree as lstat counts them (links not followed); stops counting past `limit`. */
-export async function treeBytes(root: string, limit = Number.POSITIVE_INFINITY): Promise<number> {
-  let total = 0;
-  const pending = [root];
-  while (pending.length > 0 && total <= limit) {
-    const dir = pending.pop()!;
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const st: Stats | undefined = await lstat(join(dir, name)).catch(() => undefined);
-      if (!st) continue;
-      total += st.isDirectory() ? 4096 : st.size;
-      if (st.isDirectory()) pending.push(join(dir, name));
-    }
-  }
-  return total;
-}
-
 export type SaveOutcome = { saved: true; bytes: number } | { saved: false; why: string };
 
 /**
@@ -156,7 +135,7 @@ export async function saveCache(stateDir: string, restored: RestoredCache, optio
   const st = await lstat(restored.data).catch(() => undefined);
   if (!st?.isDirectory()) return { saved: false, why: 'the cache directory is gone' };
   await disarmTree(restored.data);
-  const bytes = await treeBytes(restored.data, maxBytes);
+  const bytes = await treeSize(restored.data);
   if (bytes > maxBytes) return { saved: false, why: `larger than ${maxBytes} bytes` };
   const dir = await ensurePathCaches(stateDir, restored.id);
   const name = `v.${String(Date.now()).padStart(13, '0')}.${randomBytes(6).toString('hex')}`;
@@ -201,7 +180,7 @@ export async function listCaches(stateDir: string): Promise<CacheEntry[]> {
   const entries: CacheEntry[] = [];
   for (const id of (await readdir(root)).filter((n) => ID_RE.test(n))) {
     const version = await currentVersion(stateDir, id);
-    entries.push({ id, ...(await readMeta(stateDir, id).then((meta) => (meta ? { meta } : {}))), bytes: version ? await treeBytes(version) : 0, published: version !== undefined });
+    entries.push({ id, ...(await readMeta(stateDir, id).then((meta) => (meta ? { meta } : {}))), bytes: version ? await treeSize(version) : 0, published: version !== undefined });
   }
   return entries;
 }
