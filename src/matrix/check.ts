@@ -4,6 +4,7 @@
  */
 import { closest, didYouMean, renderPath } from './diagnostics.js';
 import { scanExpressions } from './expressions.js';
+import { ARCH_NAMES, isArchName } from '../lib/arch.js';
 import { AXIS_KEY_RE, ENV_NAME_RE, imageNameProblem } from './schema.js';
 import type { Diagnostic, PathSegment, SourceMap } from './source-map.js';
 
@@ -43,7 +44,8 @@ export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
   const include = entriesOf(matrix?.include);
   const exclude = entriesOf(matrix?.exclude);
   const includeKeys = include.flatMap((entry) => Object.keys(entry));
-  const knownKeys = [...new Set([...axisKeys, ...includeKeys])];
+  // `arch` is always known: a matrix without the axis runs on (and interpolates) the host's architecture.
+  const knownKeys = [...new Set([...axisKeys, ...includeKeys, ARCH_KEY])];
 
   if (matrix) {
     checkAxisKeys(matrix, axisKeys, map, report);
@@ -66,6 +68,7 @@ export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
       }
     });
     checkImageValues(matrix, axisKeys.includes('image'), include, exclude, images, knownKeys, map, report);
+    checkArchValues(matrix, include, exclude, map, report);
   }
 
   for (const [name, spec] of Object.entries(images)) {
@@ -215,6 +218,30 @@ function checkImageValues(
     if (problem) report(pos, path, problem);
     else if (!value.includes(':') && !isObject(images[value])) {
       report(pos, path, `image "${value}" is not defined under images:${didYouMean(value, Object.keys(images))} (or use distro:suite)`);
+    }
+  }
+}
+
+/** The reserved axis naming a cell's CPU architecture (Debian names). */
+export const ARCH_KEY = 'arch';
+
+/** Every `arch` value (axis, include, exclude) is a Debian architecture name this tool knows. */
+function checkArchValues(matrix: Raw, include: Raw[], exclude: Raw[], map: SourceMap, report: Report): void {
+  const candidates: [unknown, PathSegment[]][] = [];
+  if (Array.isArray(matrix[ARCH_KEY])) {
+    (matrix[ARCH_KEY] as unknown[]).forEach((value, index) => candidates.push([value, ['matrix', ARCH_KEY, index]]));
+  }
+  for (const [list, name] of [[include, 'include'], [exclude, 'exclude']] as const) {
+    list.forEach((entry, index) => {
+      if (ARCH_KEY in entry) candidates.push([entry[ARCH_KEY], ['matrix', name, index, ARCH_KEY]]);
+    });
+  }
+  for (const [value, path] of candidates) {
+    const pos = map.valueAt(path);
+    if (typeof value !== 'string') report(pos, path, `an architecture must be a string (Debian's name, e.g. amd64, arm64)`);
+    else if (!isArchName(value)) {
+      const hint = didYouMean(value, ARCH_NAMES) || ` (known: ${ARCH_NAMES.join(', ')})`;
+      report(pos, path, `unknown architecture "${value}"${hint}`);
     }
   }
 }

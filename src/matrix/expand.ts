@@ -4,8 +4,9 @@
  * then each `include` entry in order. Pure.
  */
 import { UsageError } from '../errors.js';
+import { hostArch } from '../lib/arch.js';
 import { cellIds } from './cell-id.js';
-import { matrixEnvName } from './check.js';
+import { ARCH_KEY, matrixEnvName } from './check.js';
 import { interpolate, resolveFlag } from './expressions.js';
 import { imageNameProblem } from './schema.js';
 import { pathKey, type Diagnostic, type PathSegment } from './source-map.js';
@@ -240,23 +241,30 @@ export function planCells(model: MatrixModel, maxCells = DEFAULT_MAX_CELLS): Exp
 
   const ids = cellIds(prepared.map(({ values }) => values));
   const labels = uniqueLabels(prepared.map(({ image, values }) => cellLabel(image, values)));
-  const cells = prepared.map(({ values, image }, index): Cell => ({
-    id: ids[index]!,
-    name: labels[index]!,
-    image,
-    values,
-    continueOnError: resolveFlag(model.continueOnError, values),
-    steps: model.steps.map((step, stepIndex): CellStep => ({
-      index: stepIndex,
-      name: interpolate(step.name, values),
-      run: interpolate(step.run, values),
-      timeoutMs: step.timeoutMs ?? model.timeoutMs,
-      retries: step.retries ?? model.retries,
-      continueOnError: resolveFlag(step.continueOnError, values),
-      env: { ...interpolateAll(model.env, values), ...interpolateAll(step.env, values) },
-      ...(step.results ? { results: step.results } : {}),
-    })),
-  }));
+  const host = hostArch();
+  const cells = prepared.map(({ values, image }, index): Cell => {
+    // `arch` in expressions is the cell's architecture even when the matrix has no such axis (the host's).
+    const arch = archOf(values, host);
+    const scope = { [ARCH_KEY]: arch, ...values };
+    return {
+      id: ids[index]!,
+      name: labels[index]!,
+      image,
+      arch,
+      values,
+      continueOnError: resolveFlag(model.continueOnError, scope),
+      steps: model.steps.map((step, stepIndex): CellStep => ({
+        index: stepIndex,
+        name: interpolate(step.name, scope),
+        run: interpolate(step.run, scope),
+        timeoutMs: step.timeoutMs ?? model.timeoutMs,
+        retries: step.retries ?? model.retries,
+        continueOnError: resolveFlag(step.continueOnError, scope),
+        env: { ...interpolateAll(model.env, scope), ...interpolateAll(step.env, scope) },
+        ...(step.results ? { results: step.results } : {}),
+      })),
+    };
+  });
   return { cells, problems };
 }
 
@@ -272,10 +280,18 @@ export function expandMatrix(model: MatrixModel, options: { maxCells?: number } 
  * every value, `CI=true` and `NSMATRIX_CELL=<id>`. The matrix `env` may override `CI`, not the matrix values.
  */
 export function cellEnvironment(cell: Cell, model: MatrixModel): Record<string, string> {
-  const env: Record<string, string> = { CI: 'true', ...interpolateAll(model.env, cell.values) };
+  const arch = cell.arch ?? archOf(cell.values, hostArch());
+  const env: Record<string, string> = { CI: 'true', ...interpolateAll(model.env, { [ARCH_KEY]: arch, ...cell.values }) };
+  env[matrixEnvName(ARCH_KEY)] = arch;
   for (const [key, value] of Object.entries(cell.values)) env[matrixEnvName(key)] = String(value);
   env.NSMATRIX_CELL = cell.id;
   return env;
+}
+
+/** The cell's architecture: its `arch` value (checked to be a known name at load), else the host's. */
+export function archOf(values: Readonly<Values>, host: string): string {
+  const value = values[ARCH_KEY];
+  return value === undefined ? host : String(value);
 }
 
 function interpolateAll(env: Readonly<Record<string, string>>, values: Readonly<Values>): Record<string, string> {

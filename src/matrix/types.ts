@@ -139,6 +139,11 @@ export interface Cell {
   /** Human label, unique in the run, e.g. `debian:trixie [cc=gcc]`. */
   name: string;
   image: string;
+  /**
+   * The cell's architecture by its Debian name: the reserved `arch` axis (or include key) when the matrix has one,
+   * else the host's. Set by expansion; absent only on cells built by hand (then: the host's).
+   */
+  arch?: string;
   /** Every axis value of this combination (including `image` and values added by `include`). */
   values: Record<string, MatrixValue>;
   continueOnError: boolean;
