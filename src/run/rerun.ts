@@ -1,5 +1,5 @@
 /** Copy-paste commands that rerun exactly one cell, with every option that changes its result. */
-import { accessSync, constants, realpathSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, realpathSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { CELL_ID_KEY } from '../matrix/check.js';
 import type { Cell } from '../matrix/types.js';
@@ -19,9 +19,24 @@ export interface RerunContext {
   options: string[];
 }
 
+/** The program a `nsmatrix` wrapper (written by scripts/setup-host.sh) runs, from its second line. */
+function wrapperTarget(path: string): string | undefined {
+  const head = Buffer.alloc(1024);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const text = head.subarray(0, readSync(fd, head, 0, head.length, 0)).toString('utf8');
+    return /^#!\/bin\/sh\n# nsmatrix-wrapper: (\/.*)\n/.exec(text)?.[1];
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /**
- * The words that start this nsmatrix again: `nsmatrix` if a `nsmatrix` on PATH is this very program (a symlink
- * made by `npm link` or scripts/setup-host.sh), else the node binary and the script, both absolute.
+ * The words that start this nsmatrix again: `nsmatrix` if the `nsmatrix` on PATH is this very program (the
+ * wrapper scripts/setup-host.sh installs, or a symlink such as `npm link` makes), else node and the script, absolute.
  */
 export function selfCommand(script: string, env: NodeJS.ProcessEnv = process.env, node = process.execPath): string[] {
   let self: string;
@@ -35,7 +50,7 @@ export function selfCommand(script: string, env: NodeJS.ProcessEnv = process.env
     const candidate = join(dir, 'nsmatrix');
     try {
       accessSync(candidate, constants.X_OK);
-      if (realpathSync(candidate) === self) return ['nsmatrix'];
+      if (realpathSync(candidate) === self || wrapperTarget(candidate) === self) return ['nsmatrix'];
       break; // the first nsmatrix on PATH is another program: never name it
     } catch {
       // not in this directory

@@ -1,7 +1,8 @@
 /** The rerun command: which program it names, and that its filter selects exactly one cell. */
 import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rerunCommand, selfCommand } from '../../src/run/rerun.js';
 import { selectCells } from '../../src/matrix/select.js';
@@ -34,5 +35,17 @@ describe('rerun command', () => {
     expect(command).toBe("nsmatrix run '/my dir/m.yaml' --filter nsmatrix-cell=debian-sid_v-1 --state-dir /s --reporter 'html=/o/it'\\''s.html'");
     const filter = /--filter (\S+)/.exec(command)![1]!;
     expect(selectCells([a, b], { filter: [filter] }).map((c) => c.id)).toEqual(['debian-sid_v-1']);
+  });
+});
+
+describe('rerun command and scripts/setup-host.sh', () => {
+  it('names nsmatrix when the nsmatrix on PATH is the wrapper setup-host.sh installs for this checkout', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'nsm-setup-bin-'));
+    const r = spawnSync('bash', ['scripts/setup-host.sh'], { encoding: 'utf8', env: { ...process.env, NSMATRIX_BIN_DIR: bin, NSMATRIX_SKIP_APT: '1', NSMATRIX_SKIP_BUILD: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    const version = spawnSync(join(bin, 'nsmatrix'), ['--version'], { encoding: 'utf8' });
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+    expect(selfCommand(resolve('dist/src/cli/main.js'), { PATH: bin })).toEqual(['nsmatrix']);
+    expect(selfCommand(resolve('dist/src/cli/main.js'), { PATH: '/nonexistent' }, '/n')).toEqual(['/n', resolve('dist/src/cli/main.js')]);
   });
 });
