@@ -311,6 +311,49 @@ async function main(argv: string[]): Promise<void> {
         .example('$0 images prune --older-than 7d', 'Drop images unused for a week')
         .demandCommand(1, 'images: a subcommand is required (build, list, rm, prune)'),
     )
+    .command('cache', 'List and remove the caches kept across runs (cache: directories, package pools)', (y) =>
+      y
+        .command(
+          'list',
+          'Every cache: id, size, last use, container path, key; and the package pools',
+          (yy) => yy.option('state-dir', stateDirOption).option('format', { choices: ['table', 'json'] as const, default: 'table' as const }),
+          lazy(async () => {
+            const { list } = await import('./commands/cache.js');
+            return (a) => list({ stateDir: a['state-dir'] as string | undefined, format: a.format as 'table' | 'json' });
+          }),
+        )
+        .command(
+          'rm [ids..]',
+          'Remove caches by id prefix, a package pool as packages/POOL, or --all',
+          (yy) =>
+            yy
+              .positional('ids', { type: 'string', array: true, default: [] as string[] })
+              .option('all', { type: 'boolean', default: false })
+              .option('state-dir', stateDirOption)
+              .example('$0 cache rm 28d7a141', 'Remove one cache')
+              .example('$0 cache rm packages/apt-debian-bookworm-amd64', 'Empty a package pool'),
+          lazy(async () => {
+            const { rm } = await import('./commands/cache.js');
+            return (a) => rm({ stateDir: a['state-dir'] as string | undefined, ids: a.ids as string[], all: a.all as boolean });
+          }),
+        )
+        .command(
+          'prune',
+          'Remove caches unused for a while, then the least recently used above a total size',
+          (yy) =>
+            yy
+              .option('older-than', { type: 'string', describe: 'Age since last use, e.g. 14d' })
+              .option('max-size', { type: 'string', describe: 'Keep the total at most this, e.g. 10G' })
+              .option('state-dir', stateDirOption)
+              .example('$0 cache prune --older-than 14d --max-size 20G', 'Drop stale caches, then keep 20 GiB at most'),
+          lazy(async () => {
+            const { prune } = await import('./commands/cache.js');
+            return (a) =>
+              prune({ stateDir: a['state-dir'] as string | undefined, ...(a['older-than'] !== undefined ? { olderThan: a['older-than'] as string } : {}), ...(a['max-size'] !== undefined ? { maxSize: a['max-size'] as string } : {}) });
+          }),
+        )
+        .demandCommand(1, 'cache: a subcommand is required (list, rm, prune)'),
+    )
     .command(
       'doctor',
       'Check what this host can do, with a fix for each problem',
