@@ -271,7 +271,7 @@ describe('oci: images from a registry', () => {
     mkdirSync(join(fake, 'etc'));
     writeFileSync(join(fake, 'etc/os-release'), 'ID=alpine\nPRETTY_NAME="Alpine Linux v3.20"\n');
     const boot = await provisionImage(
-      { name: 'alpine-like', spec: { packages: [], path: fake }, packages: ['systemd', 'systemd-sysv', 'dbus'] },
+      { name: 'alpine-like', spec: { packages: [], path: fake }, packages: [], boot: true },
       { stateDir },
     ).catch((e: unknown) => e);
     expect(boot).toBeInstanceOf(InfraError);
