@@ -82,6 +82,8 @@ export default async function shell(args: ShellArgs): Promise<number> {
       env: interactive && process.env.TERM ? { TERM: process.env.TERM } : {},
       interactive,
     });
+    // Files written under /src go to the overlay's upper layer and vanish with the container: say so first.
+    process.stderr.write(`${shellBanner(args.image, process.cwd())}\n`);
     try {
       const result = await container.exec({
         index: 0,
@@ -108,4 +110,9 @@ export default async function shell(args: ShellArgs): Promise<number> {
     process.off('SIGHUP', onSignal);
     for (const failure of await resources.releaseAll()) process.stderr.write(`nsmatrix: cleanup: ${failure.message}\n`);
   }
+}
+
+/** What the user must know before typing: /src is their directory, but what they write there is thrown away. */
+export function shellBanner(image: string, cwd: string): string {
+  return `nsmatrix: ${image}, ${cwd} at /src (an overlay: files written under /src vanish when the shell exits; write to a --bind directory to keep them)`;
 }
