@@ -12,7 +12,7 @@ function dedupe(list: string[]): string[] {
 }
 
 /** What a matrix needs of one image: matrix-wide then image packages, whether it boots, setups in order. */
-export function imageRequestFor(name: string, model: MatrixModel): ImageRequest {
+export function imageRequestFor(name: string, model: MatrixModel, arch?: string): ImageRequest {
   const spec = model.images[name] ?? { packages: [] };
   const setups = [model.setup, spec.setup].filter((s): s is string => Boolean(s?.trim()));
   const request: ImageRequest = {
@@ -21,6 +21,7 @@ export function imageRequestFor(name: string, model: MatrixModel): ImageRequest 
     packages: dedupe([...model.packages, ...spec.packages]),
     boot: model.boot,
   };
+  if (arch !== undefined) request.arch = arch;
   if (setups.length) request.setup = setups.join('\n');
   return request;
 }

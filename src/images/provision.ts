@@ -171,7 +171,7 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
   ensureStore(options.stateDir);
   const source = parseImageRef(request.name, request.spec);
   validatePackages(request.packages);
-  const builder = await builderFor(source, options.signal);
+  const builder = await builderFor(source, options.signal, request.arch);
   const plan = basePlan(request.name, builder, options);
   const setup = request.setup?.trim() ? request.setup : undefined;
   const layered = request.packages.length > 0 || Boolean(request.boot) || setup !== undefined;

@@ -12,6 +12,8 @@ export interface ImageRequest {
   boot?: boolean;
   /** Matrix-wide setup then image setup. */
   setup?: string;
+  /** The CPU architecture to build for, by its Debian name (lib/arch.ts); absent: the host's. */
+  arch?: string;
 }
 
 export interface ProvisionOptions {

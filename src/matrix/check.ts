@@ -44,8 +44,7 @@ export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
   const include = entriesOf(matrix?.include);
   const exclude = entriesOf(matrix?.exclude);
   const includeKeys = include.flatMap((entry) => Object.keys(entry));
-  // `arch` is always known: a matrix without the axis runs on (and interpolates) the host's architecture.
-  const knownKeys = [...new Set([...axisKeys, ...includeKeys, ARCH_KEY])];
+  const knownKeys = [...new Set([...axisKeys, ...includeKeys])];
 
   if (matrix) {
     checkAxisKeys(matrix, axisKeys, map, report);
@@ -276,7 +275,8 @@ function checkExpressionText(text: string, path: PathSegment[], known: string[],
   const pos = map.valueAt(path);
   const scan = scanExpressions(text);
   for (const key of scan.keys) {
-    if (!known.includes(key)) {
+    // `arch` is always known: a matrix without the axis runs on (and interpolates) the host's architecture.
+    if (!known.includes(key) && key !== ARCH_KEY) {
       const list = known.length ? ` (known: ${known.join(', ')})` : '';
       const hint = didYouMean(key, known);
       report(pos, path, `\${{ matrix.${key} }} names no matrix axis or include key${hint || list}`);

@@ -20,6 +20,7 @@ const bookworm: BootstrapPlan = {
   pockets: true,
   allowExpiredRelease: false,
   tool: 'mmdebstrap',
+  arch: 'amd64',
 };
 
 describe('bootstrap argv', () => {
@@ -30,6 +31,7 @@ describe('bootstrap argv', () => {
       '--mode=root',
       '--format=directory',
       '--skip=cleanup/apt/lists',
+      '--architectures=amd64',
       'bookworm',
       '/t',
       'deb http://m/debian bookworm main',
@@ -49,6 +51,7 @@ describe('bootstrap argv', () => {
     expect(debootstrapArgv({ ...bookworm, tool: 'debootstrap' }, '/t')).toEqual([
       'debootstrap',
       '--variant=minbase',
+      '--arch=amd64',
       '--components=main',
       'bookworm',
       '/t',

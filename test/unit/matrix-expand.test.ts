@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
+import { hostArch } from '../../src/lib/arch.js';
 import { cellEnvironment, expandCombinations, expandMatrix, parseMatrix } from '../../src/matrix/index.js';
 import type { Axis, MatrixValue } from '../../src/matrix/index.js';
 
@@ -193,6 +194,7 @@ describe('expandMatrix', () => {
     expect(cellEnvironment(cells[2]!, model)).toEqual({
       CI: 'true',
       FLAVOUR: 'clang',
+      MATRIX_ARCH: hostArch(),
       MATRIX_IMAGE: 'debian:trixie',
       MATRIX_CC: 'clang',
       MATRIX_EXPERIMENTAL: 'true',

@@ -9,6 +9,7 @@ import { mirrorUrlProblem } from '../../matrix/schema.js';
 import { pickMirrors, readHostAptSources } from '../apt-sources.js';
 import { runLogged } from '../process.js';
 import { resolveSuite } from '../suites.js';
+import { hostArch } from '../../lib/arch.js';
 import type { BaseBuilder, BuildContext } from './types.js';
 
 export type BootstrapTool = 'mmdebstrap' | 'debootstrap';
@@ -24,6 +25,8 @@ export interface BootstrapPlan {
   pockets: boolean;
   allowExpiredRelease: boolean;
   tool: BootstrapTool;
+  /** Debian architecture name to build for (mmdebstrap --architectures, debootstrap --arch). */
+  arch: string;
 }
 
 const RELEASED_SUITES = new Set(['bullseye', 'bookworm', 'trixie', 'focal', 'jammy', 'noble', 'oracular', 'plucky', 'questing']);
@@ -47,12 +50,14 @@ export function mmdebstrapArgv(plan: BootstrapPlan, target: string): string[] {
   if (plan.allowExpiredRelease) argv.push(`--aptopt=${EXPIRED_OPTION}`);
   // Keeping the package lists lets the top layer's `apt-get update` fetch only what changed.
   argv.push('--skip=cleanup/apt/lists');
+  argv.push(`--architectures=${plan.arch}`);
   argv.push(plan.suite, target, ...sourceLines(plan));
   return argv;
 }
 
 export function debootstrapArgv(plan: BootstrapPlan, target: string): string[] {
-  return ['debootstrap', '--variant=minbase', `--components=${plan.components.join(',')}`, plan.suite, target, plan.mirror];
+  // A foreign --arch runs its second stage through the host's binfmt_misc entry (qemu-user-static, F flag).
+  return ['debootstrap', '--variant=minbase', `--arch=${plan.arch}`, `--components=${plan.components.join(',')}`, plan.suite, target, plan.mirror];
 }
 
 export function bootstrapArgv(plan: BootstrapPlan, target: string): string[] {
@@ -97,6 +102,7 @@ export async function planBootstrap(source: {
   suite: string;
   mirror?: string;
   allowExpiredRelease: boolean;
+  arch?: string;
 }): Promise<BootstrapPlan> {
   const mirrors = chooseMirrors(source.distro, source.mirror);
   const suite = await resolveSuite(source.distro, source.suite, mirrors.mirror);
@@ -108,6 +114,7 @@ export async function planBootstrap(source: {
     pockets: RELEASED_SUITES.has(suite),
     allowExpiredRelease: source.allowExpiredRelease,
     tool: availableBootstrapTool(),
+    arch: source.arch ?? hostArch(),
   };
   if (mirrors.securityMirror) plan.securityMirror = mirrors.securityMirror;
   return plan;
@@ -134,10 +141,11 @@ export function bootstrapBuilder(plan: BootstrapPlan): BaseBuilder {
       variant: 'minbase',
       allowExpiredRelease: plan.allowExpiredRelease,
       tool: plan.tool,
+      arch: plan.arch,
       // Bumped when what the builder does to the tree changes (2: no build host /etc/hostname).
       format: 2,
     },
-    madeFrom: `${plan.tool} --variant=minbase ${plan.suite} from ${plan.mirror}${plan.allowExpiredRelease ? ' (expired Release allowed)' : ''}`,
+    madeFrom: `${plan.tool} --variant=minbase ${plan.suite} ${plan.arch} from ${plan.mirror}${plan.allowExpiredRelease ? ' (expired Release allowed)' : ''}`,
     async build(targetDir: string, context: BuildContext): Promise<void> {
       const outcome = await runLogged(bootstrapArgv(plan, targetDir), context.log, { signal: context.signal });
       if (outcome.aborted) throw new InfraError(`building ${plan.distro}:${plan.suite} was aborted`, { logPath: context.log.path });

@@ -11,6 +11,7 @@ import { runLogged } from '../process.js';
 import { formatOciReference, pinnedTransport, type OciReference } from '../oci/reference.js';
 import { copyArgv, findAuthFile, resolveManifest, unpackArgv, type RegistryOptions } from '../oci/skopeo.js';
 import type { BaseBuilder, BuildContext } from './types.js';
+import { hostArch } from '../../lib/arch.js';
 
 const LAYOUT_TAG = 'image';
 
@@ -32,9 +33,13 @@ async function step(argv: string[], what: string, context: BuildContext): Promis
 
 export async function ociBuilder(
   ref: OciReference,
-  options: { insecure: boolean },
+  options: { insecure: boolean; arch?: string },
   signal?: AbortSignal,
 ): Promise<BaseBuilder> {
+  if (options.arch !== undefined && options.arch !== hostArch()) {
+    // skopeo.ts's resolveManifest picks the host's platform; platformForArch (oci/reference.ts) is ready for it.
+    throw new InfraError(`oci: images for a foreign architecture (${options.arch}) are not supported yet: resolveManifest picks the host's platform`);
+  }
   const authFile = findAuthFile();
   const registry: RegistryOptions = { insecure: options.insecure, ...(authFile ? { authFile } : {}) };
   const choice = await resolveManifest(ref, registry, signal);

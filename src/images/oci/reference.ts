@@ -2,6 +2,7 @@
  * OCI image references and manifests, pure: parse `oci:REGISTRY/NAME[:TAG][@sha256:DIGEST]`, pick the host
  * platform's manifest out of an index, and compute a manifest's digest from its bytes.
  */
+import { ARCHITECTURES } from '../../lib/arch.js';
 import { createHash } from 'node:crypto';
 import { InfraError } from '../../errors.js';
 
@@ -85,6 +86,13 @@ export function hostPlatform(nodeArch: string = process.arch): Platform {
   const mapped = NODE_TO_OCI_ARCH[nodeArch];
   if (!mapped) throw new InfraError(`no OCI architecture known for this host (${nodeArch})`);
   return { os: 'linux', ...mapped };
+}
+
+/** The OCI platform of a Debian architecture name (the matrix's `arch` axis). */
+export function platformForArch(arch: string): Platform {
+  const info = ARCHITECTURES[arch];
+  if (!info) throw new InfraError(`no OCI platform known for architecture "${arch}"`);
+  return { os: 'linux', ...info.oci };
 }
 
 export function sha256Digest(bytes: Buffer | string): string {
