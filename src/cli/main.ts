@@ -99,6 +99,11 @@ const stateDirOption = {
   describe: 'Where images and scratch space live (env NSMATRIX_STATE_DIR; default /var/lib/nsmatrix)',
 } as const;
 
+const archOption = {
+  type: 'string',
+  describe: "CPU architecture by Debian's name (amd64, i386, arm64, armhf, riscv64, ...); default: the host's",
+} as const;
+
 /** `--reporter`, described from the reporter registry: names, files and defaults are never written here. */
 const reporterOption = {
   alias: 'r',
@@ -228,8 +233,10 @@ async function main(argv: string[]): Promise<void> {
           .option('packages', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'Packages (comma-separated or repeated), cached in an image layer' })
           .option('bind', { type: 'string', array: true, default: [] as string[], describe: 'Extra bind HOST:CONTAINER[:ro]' })
           .option('network', { choices: ['host', 'private'] as const, default: 'host' as const })
+          .option('arch', archOption)
           .option('state-dir', stateDirOption)
           .example('$0 shell debian:trixie -p gcc,make', 'An interactive shell with gcc and make')
+          .example('$0 shell debian:bookworm --arch arm64 -- uname -m', 'An arm64 container (emulated by qemu-user-static)')
           .example('$0 shell debian:bookworm -- make check', 'Run one command, exit with its status'),
       lazy(async () => {
         const { default: shell } = await import('./commands/shell.js');
@@ -241,6 +248,7 @@ async function main(argv: string[]): Promise<void> {
             command: ((a['--'] as string[] | undefined) ?? []).map(String),
             stateDir: a['state-dir'] as string | undefined,
             network: a.network as 'host' | 'private',
+            ...(a.arch !== undefined ? { arch: a.arch as string } : {}),
           });
       }),
     )
@@ -253,8 +261,10 @@ async function main(argv: string[]): Promise<void> {
             yy
               .positional('refs', { type: 'string', array: true, demandOption: true })
               .option('packages', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'Packages to layer on top' })
+              .option('arch', archOption)
               .option('state-dir', stateDirOption)
-              .example('$0 images build debian:trixie', 'Build the trixie base image'),
+              .example('$0 images build debian:trixie', 'Build the trixie base image')
+              .example('$0 images build debian:bookworm --arch arm64', 'Build the arm64 bookworm image'),
           lazy(async () => {
             const { build } = await import('./commands/images.js');
             return (a) =>
@@ -262,6 +272,7 @@ async function main(argv: string[]): Promise<void> {
                 refs: a.refs as string[],
                 stateDir: a['state-dir'] as string | undefined,
                 packages: (a.packages as string[]).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean),
+                ...(a.arch !== undefined ? { arch: a.arch as string } : {}),
               });
           }),
         )

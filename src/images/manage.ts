@@ -5,8 +5,25 @@ import { removeTree } from './fs-ops.js';
 import { acquireKeyLock, tryKeyLock } from './lock.js';
 import { buildDirsOf, imageDir, isKey, listManifests, storePaths, type Manifest } from './store.js';
 
-export function listImages(stateDir: string): Manifest[] {
-  return listManifests(stateDir).sort((a, b) => a.name.localeCompare(b.name) || a.created.localeCompare(b.created));
+/** A stored image and the architecture it was built for (undefined: not chosen by architecture, e.g. a tarball). */
+export type ListedImage = Manifest & { arch?: string };
+
+/** The architecture of an image: its base's key input (a top layer's base is looked up by key). */
+export function archOfImage(manifest: Manifest, byKey: ReadonlyMap<string, Manifest>): string | undefined {
+  const base = manifest.layer === 'base' ? manifest : byKey.get(manifest.baseKey);
+  const arch = base?.keyInputs.arch;
+  return typeof arch === 'string' ? arch : undefined;
+}
+
+export function listImages(stateDir: string): ListedImage[] {
+  const manifests = listManifests(stateDir);
+  const byKey = new Map(manifests.map((m) => [m.key, m]));
+  return manifests
+    .map((m): ListedImage => {
+      const arch = archOfImage(m, byKey);
+      return arch === undefined ? m : { ...m, arch };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name) || (a.arch ?? '').localeCompare(b.arch ?? '') || a.created.localeCompare(b.created));
 }
 
 async function removeKey(stateDir: string, key: string): Promise<void> {

@@ -4,6 +4,8 @@
  * needed inside the image), or not at all. Names and mappings are pure; host detection reads /proc and is cached.
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { InfraError, UsageError } from '../errors.js';
+import { didYouMean } from '../matrix/diagnostics.js';
 
 export interface ArchInfo {
   /** `uname -m` inside a container of this architecture. */
@@ -136,4 +138,30 @@ export function archSupport(arch: string, host: string, entries: readonly Binfmt
 /** What this host can do for `arch`, read from /proc now. */
 export function hostArchSupport(arch: string): ArchSupport {
   return archSupport(arch, hostArch(), readBinfmtEntries());
+}
+
+/**
+ * Refuses, before anything starts, architectures this host cannot run (exit 3, with the fix) and boot mode on an
+ * emulated one: systemd as PID 1 under qemu-user is not something this tool can promise (signals, ptrace-less
+ * sandboxing, unsupported syscalls), so it is refused with a message naming what to do instead.
+ */
+export function requireRunnable(arches: Iterable<string>, options: { boot: boolean }, entries = readBinfmtEntries(), host = hostArch()): void {
+  for (const arch of new Set(arches)) {
+    const support = archSupport(arch, host, entries);
+    if (support.how === 'missing') {
+      throw new InfraError(`this ${host} host cannot run ${arch} containers: ${support.reason}; fix: ${support.fix}`);
+    }
+    if (support.how === 'emulated' && options.boot) {
+      throw new InfraError(
+        `boot: true is not supported for ${arch} on this ${host} host (emulated by ${support.entry.interpreter}): systemd cannot boot under qemu-user emulation; run the ${arch} cells with boot: false, or on a host that runs ${arch} natively`,
+      );
+    }
+  }
+}
+
+/** `--arch NAME` as given on the command line: a known Debian name, else a usage error with the closest one. */
+export function checkArchFlag(name: string | undefined): string | undefined {
+  if (name === undefined || isArchName(name)) return name;
+  const hint = didYouMean(name, ARCH_NAMES) || ` (known: ${ARCH_NAMES.join(', ')})`;
+  throw new UsageError(`nsmatrix: --arch ${name}: unknown architecture${hint}`);
 }

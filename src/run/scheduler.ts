@@ -3,6 +3,7 @@
  * runs cells on a p-queue bounded by --jobs and max-parallel, applies fail-fast and interrupts through one abort
  * signal, and turns everything into events and the final RunResult.
  */
+import { hostArch } from '../lib/arch.js';
 import { lstat, mkdir, realpath, rm } from 'node:fs/promises';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,7 +35,8 @@ function tailSummary(error: unknown): string {
 
 /** The stages the scheduler drives; the CLI passes the real ones, benchmarks may pass host-process ones. */
 export interface RunStages {
-  provision(image: string, onProgress: (line: string) => void): Promise<ProvisionedImage>;
+  /** `arch`: the cell's architecture (Debian name); absent: the host's. */
+  provision(image: string, onProgress: (line: string) => void, arch?: string): Promise<ProvisionedImage>;
   openContainer(options: ContainerOptions): Promise<Container>;
   /** Environment of a cell (MATRIX_*, the matrix env, CI, NSMATRIX_CELL). */
   cellEnvironment(cell: Cell): Record<string, string>;
@@ -135,6 +137,11 @@ export function runOutcome(cells: CellResult[], interrupted: boolean): RunResult
   return cells.some(cellBlocksRun) ? 'failed' : 'passed';
 }
 
+/** An image as provisioned for a cell: its name, and its architecture when that is not the host's. */
+function imageLabel(cell: Cell): string {
+  return cell.arch === undefined || cell.arch === hostArch() ? cell.image : `${cell.image} (${cell.arch})`;
+}
+
 export async function runMatrix(options: RunOptions): Promise<RunResult> {
   const { model, cells, events, stages } = options;
   const startedAt = new Date();
@@ -143,20 +150,21 @@ export async function runMatrix(options: RunOptions): Promise<RunResult> {
 
   events.emit({ type: 'run-start', matrixName: model.name, file: model.file, cells, outputDir: options.outputDir, startedAt: startedAt.toISOString() });
 
-  // One provisioning per distinct image, started at once; cells await their own image only.
+  // One provisioning per distinct image and architecture, started at once; cells await their own image only.
   const images = new Map<string, Promise<ProvisionedImage>>();
   for (const cell of cells) {
-    if (images.has(cell.image)) continue;
+    const label = imageLabel(cell);
+    if (images.has(label)) continue;
     const started = Date.now();
-    events.emit({ type: 'image-start', image: cell.image });
-    const promise = stages.provision(cell.image, (line) => events.emit({ type: 'image-progress', image: cell.image, line }));
+    events.emit({ type: 'image-start', image: label });
+    const promise = stages.provision(cell.image, (line) => events.emit({ type: 'image-progress', image: label, line }), cell.arch);
     promise.then(
-      (image) => events.emit({ type: 'image-end', image: cell.image, key: image.key, cached: image.cached, durationMs: Date.now() - started }),
+      (image) => events.emit({ type: 'image-end', image: label, key: image.key, cached: image.cached, durationMs: Date.now() - started }),
       (error: unknown) => {
         const e = error as { message?: string; logPath?: string };
         events.emit({
           type: 'image-end',
-          image: cell.image,
+          image: label,
           cached: false,
           durationMs: Date.now() - started,
           error: e?.message ?? String(error),
@@ -164,7 +172,7 @@ export async function runMatrix(options: RunOptions): Promise<RunResult> {
         });
       },
     );
-    images.set(cell.image, promise);
+    images.set(label, promise);
   }
 
   const concurrency = Math.max(1, Math.min(options.jobs, model.maxParallel ?? Number.POSITIVE_INFINITY));
@@ -175,7 +183,7 @@ export async function runMatrix(options: RunOptions): Promise<RunResult> {
     const startedAt = new Date();
     let result: CellResult;
     try {
-      result = await runCell(cell, images.get(cell.image)!, runSignal, options);
+      result = await runCell(cell, images.get(imageLabel(cell))!, runSignal, options);
     } catch (error) {
       // An exception in one cell (a stage that throws, a file system error) is that cell's error, never the
       // end of the run: the other cells go on and the reports are written.

@@ -45,13 +45,13 @@ describe('images list table', () => {
     ...over,
   });
 
-  it('aligns name, key, layer, size, age and last use', () => {
+  it('aligns name, arch, key, layer, size, age and last use', () => {
     const now = Date.parse('2026-01-01T02:00:00.000Z');
-    const lines = imagesTable([manifest({}), manifest({ name: 'tiny', key: 'b'.repeat(24), layer: 'top', sizeBytes: 0 })], now);
+    const lines = imagesTable([{ ...manifest({}), arch: 'arm64' }, manifest({ name: 'tiny', key: 'b'.repeat(24), layer: 'top', sizeBytes: 0 })], now);
     expect(lines).toEqual([
-      'NAME             KEY                       LAYER  SIZE    AGE        LAST USED',
-      `debian:bookworm  ${'a'.repeat(24)}  base   127 MB  2h00m ago  1h00m ago`,
-      `tiny             ${'b'.repeat(24)}  top    -       2h00m ago  1h00m ago`,
+      'NAME             ARCH   KEY                       LAYER  SIZE    AGE        LAST USED',
+      `debian:bookworm  arm64  ${'a'.repeat(24)}  base   127 MB  2h00m ago  1h00m ago`,
+      `tiny             -      ${'b'.repeat(24)}  top    -       2h00m ago  1h00m ago`,
     ]);
   });
 

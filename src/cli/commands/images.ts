@@ -7,6 +7,7 @@ import { securePrivateState } from '../../lib/private-dir.js';
 import { listImages, provisionImage, pruneImages, removeImage, resolveStateDir } from '../../images/index.js';
 import type { Manifest } from '../../images/index.js';
 import { didYouMean } from '../../matrix/diagnostics.js';
+import { checkArchFlag, hostArch, requireRunnable } from '../../lib/arch.js';
 
 /**
  * The state directory a command that reads or removes what is in it may use: never /, /proc, /sys, /dev, nor a
@@ -24,21 +25,24 @@ export function usableStateDir(flag: string | undefined, options: { create: bool
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-export async function build(args: { refs: string[]; stateDir?: string; packages: string[] }): Promise<number> {
+export async function build(args: { refs: string[]; stateDir?: string; packages: string[]; arch?: string }): Promise<number> {
+  const arch = checkArchFlag(args.arch) ?? hostArch();
+  // Building a foreign image runs its maintainer scripts under emulation: the host must be able to.
+  requireRunnable([arch], { boot: false });
   const stateDir = usableStateDir(args.stateDir, { create: true });
   const many = args.refs.length > 1;
   const results = await Promise.all(
     args.refs.map(async (ref) => {
       const started = Date.now();
       const image = await provisionImage(
-        { name: ref, spec: { packages: [] }, packages: args.packages },
+        { name: ref, spec: { packages: [] }, packages: args.packages, arch },
         { stateDir, onProgress: (line) => process.stderr.write(`${many ? `[${ref}] ` : ''}${line}\n`) },
       );
       return { image, ms: Date.now() - started };
     }),
   );
   for (const { image, ms } of results) {
-    out(`${image.name}  ${image.key}  ${image.cached ? 'cached' : `built in ${formatDuration(ms)}`}`);
+    out(`${image.name}  ${arch}  ${image.key}  ${image.cached ? 'cached' : `built in ${formatDuration(ms)}`}`);
     out(`  made from: ${image.madeFrom}`);
     out(`  root: ${image.root}`);
   }
@@ -62,10 +66,10 @@ function ago(iso: string, now: number): string {
   return Number.isFinite(ms) ? `${formatDuration(Math.max(0, ms))} ago` : '?';
 }
 
-export function imagesTable(manifests: Manifest[], now = Date.now()): string[] {
+export function imagesTable(manifests: (Manifest & { arch?: string })[], now = Date.now()): string[] {
   const rows = [
-    ['NAME', 'KEY', 'LAYER', 'SIZE', 'AGE', 'LAST USED'],
-    ...manifests.map((m) => [m.name, m.key, m.layer, formatBytes(m.sizeBytes), ago(m.created, now), ago(m.lastUsed, now)]),
+    ['NAME', 'ARCH', 'KEY', 'LAYER', 'SIZE', 'AGE', 'LAST USED'],
+    ...manifests.map((m) => [m.name, m.arch ?? '-', m.key, m.layer, formatBytes(m.sizeBytes), ago(m.created, now), ago(m.lastUsed, now)]),
   ];
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)));
   return rows.map((row) => row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd());

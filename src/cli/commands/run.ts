@@ -30,6 +30,8 @@ import { attachTerminal } from '../terminal.js';
 import { lockOutputDir } from '../output-lock.js';
 import { toolVersion } from '../../lib/version.js';
 import { checkImageReferences } from '../image-check.js';
+import { checkArchAvailability } from '../../images/arch-availability.js';
+import { hostArch, requireRunnable } from '../../lib/arch.js';
 
 export interface RunArgs {
   file?: string;
@@ -112,6 +114,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
   const loaded = await loadMatrix(file);
   const all = expandMatrix(loaded, { maxCells: args['max-cells'] });
   checkImageReferences(loaded, all);
+  await checkArchAvailability(loaded, all, resolveStateDir(args['state-dir']));
   const shard = args.shard === undefined ? undefined : parseShard(args.shard);
   const cells = selectOrExplain(all, args.filter, args.shard);
   const shellOnFailure = args['shell-on-failure'];
@@ -129,6 +132,8 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     const problem = cellDirProblem(realOrResolved(requestedOutput), cell.id);
     if (problem) throw new UsageError(`nsmatrix: --output ${args.output}: ${problem}`);
   }
+  // An architecture this host cannot run (or boot) is refused before anything starts, with the fix (exit 3).
+  requireRunnable(cells.map((cell) => cell.arch ?? hostArch()), { boot: model.boot });
   if (cells.length === 0) {
     process.stderr.write(`nsmatrix: shard ${args.shard ?? ''} has no cell (the selection has fewer cells than shards): nothing to run\n`);
     return 0;
@@ -191,7 +196,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       events,
       signal: controller.signal,
       stages: {
-        provision: (image, onProgress) => provisionImage(imageRequestFor(image, model), { stateDir, onProgress, signal: controller.signal }),
+        provision: (image, onProgress, arch) => provisionImage(imageRequestFor(image, model, arch), { stateDir, onProgress, signal: controller.signal }),
         openContainer,
         cellEnvironment: (cell) => cellEnvironment(cell, model),
       },

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { InfraError, UsageError } from '../../errors.js';
 import { provisionImage, resolveStateDir } from '../../images/index.js';
 import { detectHost } from '../../lib/host.js';
+import { checkArchFlag, hostArch, requireRunnable } from '../../lib/arch.js';
 import { resources } from '../../lib/resources.js';
 import { createRunScratch, openContainer, parseBind, validateBinds } from '../../runtime/index.js';
 import { sourceProblem } from '../../runtime/binds.js';
@@ -21,6 +22,8 @@ export interface ShellArgs {
   command: string[];
   stateDir?: string;
   network: 'host' | 'private';
+  /** Debian architecture name; absent: the host's. */
+  arch?: string;
 }
 
 const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
@@ -42,6 +45,8 @@ export default async function shell(args: ShellArgs): Promise<number> {
   const host = detectHost();
   if (!host.isRoot) throw new InfraError('nsmatrix shell needs root to start containers: run it with sudo');
   if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
+  const arch = checkArchFlag(args.arch) ?? hostArch();
+  requireRunnable([arch], { boot: false });
   const stateDir = resolveStateDir(args.stateDir);
   const stateLabel = stateDirLabel(args.stateDir, stateDir);
   checkStateDir(stateDir, stateLabel);
@@ -62,7 +67,7 @@ export default async function shell(args: ShellArgs): Promise<number> {
     // Private (0700) before any container can leave a setuid binary in the run scratch.
     securePrivateState(stateDir, stateLabel);
     const image = await provisionImage(
-      { name: args.image, spec: { packages: [] }, packages: [...new Set(args.packages)] },
+      { name: args.image, spec: { packages: [] }, packages: [...new Set(args.packages)], arch },
       { stateDir, signal: controller.signal, onProgress: (line) => process.stderr.write(`${line}\n`) },
     );
     const scratch = await createRunScratch(stateDir);
