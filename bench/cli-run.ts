@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { provisionImage } from '../src/images/index.js';
-import { detectHost, hostNspawnArgs, hostNspawnEnv } from '../src/lib/host.js';
+import { detectHost } from '../src/lib/host.js';
+import { hostNspawnArgs, hostNspawnEnv } from '../src/lib/nspawn.js';
 import { median, report, timeIt } from './stats.js';
 
 const CLI = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));

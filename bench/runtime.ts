@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { provisionImage } from '../src/images/index.js';
-import { detectHost, hostNspawnArgs, hostNspawnEnv } from '../src/lib/host.js';
+import { detectHost } from '../src/lib/host.js';
+import { hostNspawnArgs, hostNspawnEnv } from '../src/lib/nspawn.js';
 import { resources } from '../src/lib/resources.js';
 import { createRunScratch, openContainer } from '../src/runtime/index.js';
 import type { ContainerOptions } from '../src/runtime/types.js';

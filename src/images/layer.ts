@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { harvestPackages, preparePackageCache, removeUpper } from '../caches/packages.js';
 import { InfraError } from '../errors.js';
-import { detectHost, hostNspawnArgs, hostNspawnEnv } from '../lib/host.js';
+import { detectHost } from '../lib/host.js';
+import { nspawnArgs, nspawnEnvironment } from '../lib/nspawn.js';
 import type { HostInfo } from '../lib/host.js';
 import type { BuildLog } from './build-log.js';
 import { expiredReleaseHint } from './builders/bootstrap.js';
@@ -19,13 +20,23 @@ export function packageInstallScript(packages: string[]): string {
   return installScript('apt', packages);
 }
 
+/** An image build step: the payload as init, writing the build's own copy of the tree. */
 export function layerNspawnArgv(host: HostInfo, root: string, command: string[], extra: string[] = []): string[] {
-  const argv = ['systemd-nspawn', '--quiet', '--pipe', '-D', root, `--machine=nsmatrix-build-${randomBytes(4).toString('hex')}`];
-  argv.push(...hostNspawnArgs(host));
-  if ((host.nspawnVersion ?? 0) >= 250) argv.push('--suppress-sync=yes');
-  argv.push(...extra);
-  argv.push('--setenv=DEBIAN_FRONTEND=noninteractive', '--setenv=LC_ALL=C.UTF-8', '--', ...command);
-  return argv;
+  return [
+    'systemd-nspawn',
+    ...nspawnArgs({
+      host,
+      machine: `nsmatrix-build-${randomBytes(4).toString('hex')}`,
+      root,
+      rootWrites: 'direct',
+      payload: 'pid1',
+      pipe: true,
+      env: { DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8' },
+      mounts: [],
+      extra,
+      command,
+    }),
+  ];
 }
 
 // Upper case: Fedora and Arch package names have it (perl-IO-Socket-SSL).
@@ -43,7 +54,7 @@ export async function buildTopLayer(
   signal?: AbortSignal,
 ): Promise<void> {
   const host = detectHost();
-  const env = hostNspawnEnv(host);
+  const env = nspawnEnvironment(host, { mode: 'build' });
   const family = request.family ?? 'apt';
   // The shared package download cache (caches/packages.ts), over the pool of the release being built.
   const stateDir = stateDirOfBuild(root);

@@ -4,6 +4,7 @@
  * caches cleaned after), and the packages boot mode needs. Pure.
  */
 import { InfraError } from '../errors.js';
+import { shellQuote } from '../lib/nspawn.js';
 
 export type PackageFamily = 'apt' | 'dnf' | 'zypper' | 'pacman' | 'apk';
 
@@ -62,7 +63,6 @@ export function describeOs(osRelease: string): string {
   return fields.PRETTY_NAME ?? fields.ID ?? 'unknown OS';
 }
 
-const shellQuote = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
 
 /**
  * The script run inside the image (by /bin/sh) to install `packages`. dnf, yum and microdnf are chosen inside

@@ -85,19 +85,3 @@ export function detectHost(): HostInfo {
   };
   return cached;
 }
-
-/** Options every systemd-nspawn invocation on this host needs. */
-export function hostNspawnArgs(host: HostInfo): string[] {
-  return host.systemdIsPid1 ? [] : ['--register=no', '--keep-unit'];
-}
-
-/**
- * Environment every systemd-nspawn invocation on this host needs. On a hybrid cgroup host nspawn by default gives
- * the container the hybrid layout, which sid's systemd (262) refuses to boot on (nspawn exits 255). With
- * SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 the container sees a pure cgroup2 tree, as on a modern host: verified to boot
- * bullseye (247), bookworm (252) and sid (262), and harmless for exec-mode payloads. So it applies to every
- * invocation on a hybrid host, not only to boot mode: one layout for all containers.
- */
-export function hostNspawnEnv(host: HostInfo): Record<string, string> {
-  return host.cgroupLayout === 'hybrid' ? { SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' } : {};
-}

@@ -11,6 +11,7 @@
  * The agent holds both open from its start, so a step that replaces their names changes nothing. A step can lie to
  * the agent or kill it; that only spoils its own cell (the host's clock still ends the step).
  */
+import { shellQuote } from '../lib/nspawn.js';
 import { AGENT_UNIT_MOUNT, CONTROL_MOUNT, SOURCE_MOUNT } from './args.js';
 
 export const AGENT_UNIT_NAME = AGENT_UNIT_MOUNT.slice(AGENT_UNIT_MOUNT.lastIndexOf('/') + 1);
@@ -44,6 +45,6 @@ done
 /** Environment for a boot-mode step: exported by the script itself (the agent passes none). */
 export function exportLines(env: Record<string, string>): string {
   return Object.entries(env)
-    .map(([name, value]) => `export ${name}='${value.replace(/'/g, `'\\''`)}'\n`)
+    .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
     .join('');
 }

@@ -4,7 +4,8 @@
  */
 import { dirname, join } from 'node:path';
 import { resources } from '../lib/resources.js';
-import { buildNspawnArgs, CONTROL_MOUNT, nspawnEnvironment, type NspawnPlan } from './args.js';
+import { nspawnEnvironment } from '../lib/nspawn.js';
+import { buildNspawnArgs, CONTROL_MOUNT, type NspawnPlan } from './args.js';
 import { createContainerCgroup } from './cgroup.js';
 import { controlToken, publishFile, readContainerFile, type ControlDir } from './control.js';
 import { StepLog } from './log.js';

@@ -1,4 +1,4 @@
-import type { HostInfo } from '../../src/runtime/types.js';
+import type { HostInfo } from '../../src/lib/host.js';
 
 /** A HostInfo for pure tests: this project's machine kind (nspawn 252, PID 1 not systemd, hybrid cgroups). */
 export function fakeHost(over: Partial<HostInfo> = {}): HostInfo {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildJunitXml } from '../../reporters/junit.js';
 import { buildMarkdown } from '../../reporters/markdown.js';
-import { machineName } from '../../src/runtime/args.js';
+import { machineName } from '../../src/lib/nspawn.js';
 import { isNspawnNoise, StepLog, withoutNspawnNoise } from '../../src/runtime/log.js';
 import type { RunResult } from '../../src/run/result.js';
 import { makeHostileResult } from '../fixtures/results/make-result.js';
