@@ -56,14 +56,13 @@ describe('expansion cost', () => {
     expect(stats.visits).toBe(EXCLUDES.length);
   }, 20_000);
 
-  it('validate (parse, check, expand) of that matrix file finishes well within bounds', () => {
-    const started = process.hrtime.bigint();
+  // Its cost is asserted by the visit count above (a wall-clock bound failed under load); this checks the whole
+  // validate path on the same file: about a second here, where the quadratic expansion took over a minute.
+  it('validate (parse, check, expand) of that matrix file gives the right cells and the size error', () => {
     const model = parseMatrix(bigFile(), 'big.yaml');
     expect(expandMatrix(model, { maxCells: 100_000 })).toHaveLength(SIDE * SIDE - EXCLUDES.length);
     expect(() => expandMatrix(model)).toThrow(/expands to 96856 cells, more than the limit of 256/);
-    // Generous: about a second here; the quadratic expansion took over a minute.
-    expect(Number(process.hrtime.bigint() - started) / 1e9).toBeLessThan(10);
-  }, 20_000);
+  });
 
   it('include entries cost what they extend; entries repeated visit nothing more', () => {
     const stats = { visits: 0 };
