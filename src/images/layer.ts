@@ -62,7 +62,7 @@ export async function buildTopLayer(
   const step = async (what: string, command: string[]) => {
     log.info(what);
     const outcome = await runLogged(layerNspawnArgv(host, root, command, cache ? [cache.option] : []), log, { env, signal });
-    if (outcome.aborted) throw new InfraError(`${what}: aborted`, { logPath: log.path });
+    if (outcome.isCanceled) throw new InfraError(`${what}: aborted`, { logPath: log.path });
     if (outcome.exitCode !== 0) {
       const hint = expiredReleaseHint(log.text());
       throw new InfraError(`${what} failed (exit ${outcome.exitCode ?? outcome.signal})${hint ? `: ${hint}` : ''}`, {

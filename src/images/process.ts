@@ -9,8 +9,7 @@ import type { BuildLog } from './build-log.js';
 
 export { formatArgv } from '../lib/process.js';
 
-/** `aborted` is this stage's name for `isCanceled` (bootstrap.ts and layer.ts read it). */
-export type RunOutcome = ProcessResult & { aborted: boolean };
+export type RunOutcome = ProcessResult;
 
 export function guardedArgv(argv: string[]): string[] {
   const unshare = ['unshare', '--pid', '--kill-child', '--mount', '--propagation', 'private', '--mount-proc', '--'];
@@ -35,5 +34,5 @@ export async function runLogged(
     onOutput: (_stream, chunk) => log.output(chunk.toString()),
   });
   if (result.error) throw result.error;
-  return { ...result, aborted: result.isCanceled };
+  return result;
 }

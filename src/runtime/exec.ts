@@ -67,8 +67,8 @@ export async function readStepStatus(path: string): Promise<StepStatus | null> {
 
 /** Turns a process outcome and the status file into the step's result. */
 export function stepResult(run: SuperviseResult, status: StepStatus | null, tail: string[], what: string): ExecResult {
-  const base = { timedOut: run.timedOut, durationMs: run.durationMs, tail, aborted: run.aborted };
-  if (run.timedOut || run.aborted) return { ...base, exitCode: null, signal: status?.signal ?? null };
+  const base = { timedOut: run.timedOut, durationMs: run.durationMs, tail, aborted: run.isCanceled };
+  if (run.timedOut || run.isCanceled) return { ...base, exitCode: null, signal: status?.signal ?? null };
   if (status) return { ...base, exitCode: status.exitCode, signal: status.signal };
   const how = run.signal ? `was killed by ${run.signal}` : `exited with status ${run.exitCode}`;
   const detail = tail.slice(-5).join(' | ');
@@ -110,7 +110,7 @@ export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<
       recordIn: dirname(ctx.control.shared),
     });
     if (run.timedOut) log.note(`timed out after ${request.timeoutMs} ms: container stopped`);
-    if (run.aborted) log.note('aborted: container stopped');
+    if (run.isCanceled) log.note('aborted: container stopped');
     const status = await readStepStatus(files.status);
     await log.close();
     logClosed = true;

@@ -28,8 +28,7 @@ export interface SuperviseRequest {
   graceMs?: number;
 }
 
-/** `aborted` is the step results' name for `isCanceled` (exec.ts reads it). */
-export type SuperviseResult = ProcessResult & { aborted: boolean };
+export type SuperviseResult = ProcessResult;
 
 export async function supervise(request: SuperviseRequest): Promise<SuperviseResult> {
   const { log } = request;
@@ -60,6 +59,5 @@ export async function supervise(request: SuperviseRequest): Promise<SuperviseRes
     drainMs: OUTPUT_DRAIN_MS,
   });
   if (request.recordIn) recordNspawnPid(request.recordIn, child.pid);
-  const result = await child.result;
-  return { ...result, aborted: result.isCanceled };
+  return child.result;
 }

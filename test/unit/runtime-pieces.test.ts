@@ -34,7 +34,7 @@ describe('status files', () => {
   });
 
   it('tells nspawn failures from step failures', () => {
-    const run = { exitCode: 1, signal: null, timedOut: false, aborted: false, durationMs: 5 };
+    const run = { exitCode: 1, signal: null, timedOut: false, isCanceled: false, durationMs: 5 };
     expect(stepResult(run, { exitCode: 1, signal: null }, [], 'systemd-nspawn').infrastructureError).toBeUndefined();
     const infra = stepResult(run, null, ['Directory /nope does not exist'], 'systemd-nspawn');
     expect(infra.infrastructureError).toMatch(/systemd-nspawn exited with status 1 before the step ran: Directory \/nope/);
@@ -42,7 +42,7 @@ describe('status files', () => {
     const timedOut = stepResult({ ...run, timedOut: true }, null, [], 'systemd-nspawn');
     expect(timedOut).toMatchObject({ timedOut: true, exitCode: null });
     expect(timedOut.infrastructureError).toBeUndefined();
-    const aborted = stepResult({ ...run, aborted: true }, null, [], 'x');
+    const aborted = stepResult({ ...run, isCanceled: true }, null, [], 'x');
     expect(aborted.aborted).toBe(true);
     expect(aborted.infrastructureError).toBeUndefined();
   });

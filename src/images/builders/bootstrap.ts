@@ -148,7 +148,7 @@ export function bootstrapBuilder(plan: BootstrapPlan): BaseBuilder {
     madeFrom: `${plan.tool} --variant=minbase ${plan.suite} ${plan.arch} from ${plan.mirror}${plan.allowExpiredRelease ? ' (expired Release allowed)' : ''}`,
     async build(targetDir: string, context: BuildContext): Promise<void> {
       const outcome = await runLogged(bootstrapArgv(plan, targetDir), context.log, { signal: context.signal });
-      if (outcome.aborted) throw new InfraError(`building ${plan.distro}:${plan.suite} was aborted`, { logPath: context.log.path });
+      if (outcome.isCanceled) throw new InfraError(`building ${plan.distro}:${plan.suite} was aborted`, { logPath: context.log.path });
       if (outcome.exitCode !== 0) {
         const tail = context.log.tail();
         const hint = expiredReleaseHint(context.log.text());

@@ -25,7 +25,7 @@ function adoptTree(unpacked: string, targetDir: string): void {
 
 async function step(argv: string[], what: string, context: BuildContext): Promise<void> {
   const outcome = await runLogged(argv, context.log, context.signal ? { signal: context.signal } : {});
-  if (outcome.aborted) throw new InfraError(`${what}: aborted`, { logPath: context.log.path });
+  if (outcome.isCanceled) throw new InfraError(`${what}: aborted`, { logPath: context.log.path });
   if (outcome.exitCode !== 0) {
     throw new InfraError(`${what} failed (exit ${outcome.exitCode ?? outcome.signal})`, { logPath: context.log.path, tail: context.log.tail() });
   }
