@@ -3,7 +3,7 @@
  * the architectures a suite is published for.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 const FALLBACK_CODENAMES: Record<string, Record<string, string>> = {
@@ -68,7 +68,9 @@ function readCachedArchitectures(path: string | undefined, now: number): string[
 }
 
 function writeCachedArchitectures(path: string | undefined, architectures: string[]): void {
-  if (!path) return;
+  // Only into a state directory already in use (it holds images/): a new one must stay recognisably nsmatrix's
+  // (lib/private-dir.ts refuses a directory holding other things), and validate never creates one.
+  if (!path || !existsSync(join(dirname(dirname(path)), 'images'))) return;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     const temporary = `${path}.${process.pid}.tmp`;

@@ -165,3 +165,10 @@ export function checkArchFlag(name: string | undefined): string | undefined {
   const hint = didYouMean(name, ARCH_NAMES) || ` (known: ${ARCH_NAMES.join(', ')})`;
   throw new UsageError(`nsmatrix: --arch ${name}: unknown architecture${hint}`);
 }
+
+/** Every known architecture sorted by how this host runs it (doctor's lines). Pure. */
+export function archOverview(host: string, entries: readonly BinfmtEntry[]): { native: string[]; emulated: string[]; missing: string[] } {
+  const overview = { native: [] as string[], emulated: [] as string[], missing: [] as string[] };
+  for (const arch of ARCH_NAMES) overview[archSupport(arch, host, entries).how].push(arch);
+  return overview;
+}

@@ -8,6 +8,7 @@ import { detectHost } from '../../lib/host.js';
 import { PRIVATE_DIR_MODE, stateModeProblems, stateOwnerProblems, type ModeProblem } from '../../lib/private-dir.js';
 import { CGROUP_GROUP, cgroupHierarchies } from '../../runtime/cgroup.js';
 import type { HostInfo } from '../../lib/host.js';
+import { archOverview, EMULATION_FIX, hostArch, readBinfmtEntries, type BinfmtEntry } from '../../lib/arch.js';
 
 export type Level = 'ok' | 'warn' | 'FAIL';
 
@@ -31,6 +32,8 @@ export interface DoctorFacts {
   /** Parts of an existing state directory another user owns. */
   stateOwners?: { path: string; uid: number }[];
   freeBytes: number | null;
+  /** The host's architecture and its binfmt_misc entries (absent: not gathered). */
+  arch?: { host: string; entries: BinfmtEntry[] };
 }
 
 const octal = (mode: number) => `0${(mode & 0o7777).toString(8)}`;
@@ -89,6 +92,15 @@ export function doctorChecks(f: DoctorFacts): Check[] {
     const owned = f.stateOwners.map((p) => `${p.path} (uid ${p.uid})`).join(', ');
     add('FAIL', 'state dir owner', `owned by another user: ${owned}; they can open it up again or swap what nsmatrix keeps there`, `chown root:root ${f.stateOwners.map((p) => p.path).join(' ')} (or pass --state-dir DIR)`);
   }
+  if (f.arch) {
+    const { native, emulated, missing } = archOverview(f.arch.host, f.arch.entries);
+    add('ok', 'arch native', native.join(', '));
+    if (emulated.length > 0) add('ok', 'arch emulated', `${emulated.join(', ')} (qemu-user-static through binfmt_misc, F flag)`);
+    if (missing.length > 0) add(emulated.length > 0 ? 'ok' : 'warn', 'arch missing', `${missing.join(', ')}: matrix cells of these architectures cannot run here`, EMULATION_FIX);
+    if (emulated.length > 0 && !f.tools['arch-test'] && f.tools.mmdebstrap) {
+      add('warn', 'arch-test', 'not installed: mmdebstrap refuses to build foreign-architecture images without it', 'apt-get install arch-test');
+    }
+  }
   if (f.freeBytes === null) add('warn', 'free space', `cannot measure free space at ${f.stateDir}`);
   else {
     const gib = f.freeBytes / GiB;
@@ -146,7 +158,7 @@ export async function gatherFacts(stateDirFlag?: string): Promise<DoctorFacts> {
   } catch {
     // unreadable: reported as missing
   }
-  const tools = Object.fromEntries(['mmdebstrap', 'debootstrap', 'skopeo', 'umoci', 'xmllint', 'btrfs'].map((t) => [t, onPath(t)]));
+  const tools = Object.fromEntries(['mmdebstrap', 'debootstrap', 'skopeo', 'umoci', 'xmllint', 'btrfs', 'arch-test'].map((t) => [t, onPath(t)]));
   return {
     host,
     btrfs: /\tbtrfs$/m.test(filesystems) || Boolean(tools.btrfs),
@@ -156,6 +168,7 @@ export async function gatherFacts(stateDirFlag?: string): Promise<DoctorFacts> {
     stateDirWritable,
     ...(existsSync(stateDir) ? { stateModes: stateModeProblems(stateDir), stateOwners: stateOwnerProblems(stateDir) } : {}),
     freeBytes,
+    arch: { host: hostArch(), entries: readBinfmtEntries() },
   };
 }
 
