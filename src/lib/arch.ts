@@ -172,3 +172,11 @@ export function archOverview(host: string, entries: readonly BinfmtEntry[]): { n
   for (const arch of ARCH_NAMES) overview[archSupport(arch, host, entries).how].push(arch);
   return overview;
 }
+
+/**
+ * systemd-nspawn's `--personality=` for a cell of `arch` on a `host` kernel: what `uname -m` (and config.guess) see
+ * inside. Only x86 on x86-64 needs one (nspawn knows x86 and x86-64); emulated architectures report their own.
+ */
+export function personalityOptions(arch: string | undefined, host = hostArch()): string[] {
+  return arch === 'i386' && host === 'amd64' ? ['--personality=x86'] : [];
+}

@@ -3,7 +3,7 @@
  * runs cells on a p-queue bounded by --jobs and max-parallel, applies fail-fast and interrupts through one abort
  * signal, and turns everything into events and the final RunResult.
  */
-import { hostArch } from '../lib/arch.js';
+import { hostArch, personalityOptions } from '../lib/arch.js';
 import { lstat, mkdir, realpath, rm } from 'node:fs/promises';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
@@ -333,7 +333,7 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       binds: options.model.bind,
       ...(options.stateDir ? { stateDir: options.stateDir, outputDir: options.outputDir } : {}),
       // nsmatrix's own mounts first: the matrix author's nspawn: options come after them and win.
-      nspawnExtra: [...(packageCache ? [packageCache.option] : []), ...cacheBinds, ...options.model.nspawn],
+      nspawnExtra: [...personalityOptions(cell.arch), ...(packageCache ? [packageCache.option] : []), ...cacheBinds, ...options.model.nspawn],
       env: options.stages.cellEnvironment(cell),
       ...(options.strategy ? { strategy: options.strategy } : {}),
       ...(options.noSeccomp ? { noSeccomp: true } : {}),
