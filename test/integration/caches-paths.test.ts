@@ -77,11 +77,15 @@ cp /bin/true /root/.cache/counter/suid && chmod 4755 /root/.cache/counter/suid`,
 
   it('four cells of two concurrent runs write one cache: all pass and one usable version remains', async () => {
     const key = `shared-${tag}`;
+    // Each cell checks that what it restored is one whole version (its files are exactly its manifest), then adds
+    // its own files: a torn or mixed save shows as a missing or an extra file.
     const script = `
-mkdir -p /c/files
-# every cell checks what it restored is whole, then adds its own files
-if [ -f /c/manifest ]; then while read -r f; do [ -f "/c/files/$f" ] || { echo "missing $f"; exit 1; }; done < /c/manifest; fi
-i=0; while [ $i -lt 200 ]; do echo "$NSMATRIX_CELL $$ $i" > /c/files/$$-$i; echo "$$-$i" >> /c/manifest; i=$((i+1)); done
+mkdir -p /c/files && touch /c/manifest
+ls /c/files | sort > /tmp/have; sort /c/manifest > /tmp/want
+cmp -s /tmp/have /tmp/want || { echo "torn cache: $(diff /tmp/have /tmp/want | head -5)"; exit 1; }
+seq 1 1500 | sed "s/^/$$-/" > /tmp/new
+(cd /c/files && xargs touch < /tmp/new)
+cat /tmp/new >> /c/manifest
 echo ok-$$`;
     const file = matrixFile('concurrent', { cells: 4, cache: `{ path: /c, key: "${key}" }`, script });
     const start = (out: string) =>
@@ -103,9 +107,9 @@ echo ok-$$`;
     const key = `killed-${tag}`;
     const script = `
 if [ -f /c/complete ]; then [ "$(ls /c/files | wc -l)" = "$(cat /c/complete)" ] || { echo torn; exit 1; }; echo "restored $(cat /c/generation)"; fi
-mkdir -p /c/files
+rm -rf /c/files /c/complete && mkdir -p /c/files
 g=$(( $(cat /c/generation 2>/dev/null || echo 0) + 1 )); echo $g > /c/generation
-seq 1 ${'$'}((3000 * g)) | while read i; do : > /c/files/f$i; done
+seq 1 8000 | sed "s/^/g$g-/" | (cd /c/files && xargs touch)
 ls /c/files | wc -l > /c/complete`;
     const file = matrixFile('killed', { cache: `{ path: /c, key: "${key}" }`, script });
     const first = run(file, join(work, 'killed-1'));
@@ -113,39 +117,49 @@ ls /c/files | wc -l > /c/complete`;
     const id = cacheId(`key:${key}`, '/c');
     const published = readlinkSync(join(pathCachesDir(stateDir), id, 'current'));
 
-    // The second run: killed once its container has stopped and its cache copy is being saved.
-    const child = spawn(process.execPath, [CLI, 'run', file, '--state-dir', stateDir, '-o', join(work, 'killed-2'), '--plain'], { stdio: 'ignore' });
-    const scratch = () => readdirSync(join(stateDir, 'run')).filter((n) => n.startsWith(`${child.pid}-`)).map((n) => join(stateDir, 'run', n));
-    let killedInSave = false;
-    const deadline = Date.now() + 300_000;
-    while (Date.now() < deadline && child.exitCode === null) {
-      for (const dir of scratch()) {
-        const names = existsSync(dir) ? readdirSync(dir) : [];
-        const saving = names.some((n) => n.startsWith('cache-')) && !names.some((n) => n.startsWith('nsm-'));
-        // The step has run (its log exists) and its container is gone: only the save can be going on.
-        const ran = existsSync(join(work, 'killed-2', 'debian-bookworm_n-1', '01-step.log'));
-        if (saving && ran) {
-          child.kill('SIGKILL');
-          killedInSave = true;
+    // Later runs: the first measures how long the save phase lasts (from the container's end to the run's), the
+    // others are SIGKILLed at spread points of it (disarm, measure, publish). Whatever a kill interrupts, `current`
+    // must name one whole version.
+    let killsInSave = 0;
+    let saveMs = 0;
+    for (const [trial, fraction] of [undefined, 0.2, 0.45, 0.7, 0.85, 0.95].entries()) {
+      const out = join(work, `killed-k${trial}`);
+      const child = spawn(process.execPath, [CLI, 'run', file, '--state-dir', stateDir, '-o', out, '--plain'], { stdio: 'ignore' });
+      const closed = new Promise((r) => child.once('close', r));
+      const deadline = Date.now() + 300_000;
+      let seenAt: number | undefined;
+      while (Date.now() < deadline && child.exitCode === null) {
+        if (seenAt === undefined) {
+          for (const name of readdirSync(join(stateDir, 'run')).filter((n) => n.startsWith(`${child.pid}-`))) {
+            const names = readdirSync(join(stateDir, 'run', name));
+            // The step has run (its log exists) and its container is gone: only the save can be going on.
+            const saving = names.some((n) => n.startsWith('cache-')) && !names.some((n) => n.startsWith('nsm-'));
+            if (saving && existsSync(join(out, 'debian-bookworm_n-1', '01-step.log'))) seenAt = Date.now();
+          }
         }
+        if (seenAt !== undefined && fraction !== undefined && Date.now() - seenAt >= fraction * saveMs) {
+          child.kill('SIGKILL');
+          killsInSave++;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 2));
       }
-      if (killedInSave) break;
-      await new Promise((r) => setTimeout(r, 5));
+      await closed;
+      if (fraction === undefined) saveMs = Date.now() - (seenAt ?? Date.now());
+      const now = readlinkSync(join(pathCachesDir(stateDir), id, 'current'));
+      const version = join(pathCachesDir(stateDir), id, now);
+      const complete = Number(readFileSync(join(version, 'complete'), 'utf8'));
+      expect(readdirSync(join(version, 'files')), `trial ${trial} (${fraction} of ${saveMs} ms)`).toHaveLength(complete);
+      if (now !== published) expect(Number(readFileSync(join(version, 'generation'), 'utf8'))).toBeGreaterThan(1);
+      runCli(['gc', '--state-dir', stateDir]);
     }
-    await new Promise((r) => child.once('close', r));
-    expect(killedInSave, 'the run was killed in its save phase').toBe(true);
-    // Whatever the kill interrupted, `current` names a whole version: the old one, or a completely renamed new one.
-    const now = readlinkSync(join(pathCachesDir(stateDir), id, 'current'));
-    const version = join(pathCachesDir(stateDir), id, now);
-    const complete = Number(readFileSync(join(version, 'complete'), 'utf8'));
-    expect(readdirSync(join(version, 'files'))).toHaveLength(complete);
-    if (now !== published) expect(Number(readFileSync(join(version, 'generation'), 'utf8'))).toBe(2);
+    expect(killsInSave, 'runs killed in their save phase').toBeGreaterThanOrEqual(4);
 
     const gc = runCli(['gc', '--state-dir', stateDir]);
     expect(gc.code, gc.stdout + gc.stderr).toBe(0);
     const third = run(file, join(work, 'killed-3'));
     expect(third.code, third.stdout + third.stderr).toBe(0);
-    expect(logsOf(join(work, 'killed-3'))[0]).toMatch(/restored [12]/);
+    expect(logsOf(join(work, 'killed-3'))[0]).toMatch(/restored \d+/);
     await removeCache(stateDir, id);
   }, 900_000);
 });
