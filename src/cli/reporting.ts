@@ -1,4 +1,5 @@
 /** Turns `--reporter NAME[=PATH]` flags into reporters, and runs them at the end of a run or merge. */
+import { appendFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DEFAULT_REPORTERS, type Reporter } from '../../reporters/types.js';
 import type { RunResult } from '../run/result.js';
@@ -30,4 +31,19 @@ export async function writeReports(reporters: ChosenReporter[], result: RunResul
     }
   }
   return written;
+}
+
+/**
+ * Under GitHub Actions, the Markdown summary goes to the job's page without the user asking: appended to
+ * `$GITHUB_STEP_SUMMARY` (several runs in one job each add theirs). A failure to write it is a warning.
+ */
+export async function appendStepSummary(result: RunResult, outputDir: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const target = env.GITHUB_STEP_SUMMARY;
+  if (env.GITHUB_ACTIONS !== 'true' || !target) return;
+  try {
+    const { buildMarkdown } = await import('../../reporters/markdown.js');
+    await appendFile(target, `${await buildMarkdown(result, outputDir)}\n`);
+  } catch (error) {
+    process.stderr.write(`nsmatrix: warning: could not append the summary to GITHUB_STEP_SUMMARY (${target}): ${(error as Error).message}\n`);
+  }
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { palette } from '../../src/ui/colors.js';
 import { createPlainView, githubData, githubProperty } from '../../src/ui/plain.js';
-import { appendStepSummary } from '../../src/cli/commands/run.js';
+import { appendStepSummary } from '../../src/cli/reporting.js';
 import { ciFlavour } from '../../src/cli/terminal.js';
 import type { RunEvent } from '../../src/run/events.js';
 import type { RunResult, StepResult } from '../../src/run/result.js';

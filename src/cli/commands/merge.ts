@@ -10,7 +10,7 @@ import { resolveStateDir } from '../../images/index.js';
 import { checkOutputDir, prepareOutputDir } from '../../lib/run-paths.js';
 import { mergeResults, exitCodeFor, missingShards } from '../../run/merge.js';
 import { cellDirProblem } from '../../run/scheduler.js';
-import { createReporters, writeReports } from '../reporting.js';
+import { appendStepSummary, createReporters, writeReports } from '../reporting.js';
 import { plural } from '../../ui/summary.js';
 
 export default async function merge(args: { dirs: string[]; output: string; reporter?: string[] }): Promise<number> {
@@ -48,6 +48,7 @@ export default async function merge(args: { dirs: string[]; output: string; repo
   }
   const written = await writeReports(reporters, merged, outputDir);
   for (const path of written) process.stdout.write(`report: ${relative(process.cwd(), path) || path}\n`);
+  await appendStepSummary(merged, outputDir);
   process.stdout.write(`merged ${inputs.length} result ${plural(inputs.length, 'set')}: ${merged.cells.length} ${plural(merged.cells.length, 'cell')}, ${merged.outcome}\n`);
   // A missing shard is a silent hole in the report: warn, and exit 2 unless the merged cells already failed worse.
   const missing = missingShards(inputs.map((i) => i.result));

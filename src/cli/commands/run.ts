@@ -4,7 +4,6 @@
  * one forces), the output directory, and releasing every registered resource however the run ends.
  */
 import { availableParallelism } from 'node:os';
-import { appendFile } from 'node:fs/promises';
 import { relative, resolve } from 'node:path';
 import { rerunCommand, selfCommand, type RerunContext } from '../../run/rerun.js';
 import { realOrResolved } from '../../lib/host-paths.js';
@@ -23,9 +22,8 @@ import { checkOutputDir, checkStateDir, prepareOutputDir, stateDirLabel } from '
 import { exitCodeFor } from '../../run/merge.js';
 import type { Container, EphemeralStrategy } from '../../runtime/types.js';
 import type { Cell } from '../../matrix/types.js';
-import type { RunResult } from '../../run/result.js';
 import { shellScript } from './shell.js';
-import { createReporters, writeReports } from '../reporting.js';
+import { appendStepSummary, createReporters, writeReports } from '../reporting.js';
 import { attachTerminal } from '../terminal.js';
 import { lockOutputDir } from '../output-lock.js';
 import { toolVersion } from '../../lib/version.js';
@@ -70,21 +68,6 @@ async function openFailureShell(cell: Cell, container: Container): Promise<void>
     inheritStdio: true,
     interactive: true,
   });
-}
-
-/**
- * Under GitHub Actions, the Markdown summary goes to the job's page without the user asking: appended to
- * `$GITHUB_STEP_SUMMARY` (several runs in one job each add theirs). A failure to write it is a warning.
- */
-export async function appendStepSummary(result: RunResult, outputDir: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  const target = env.GITHUB_STEP_SUMMARY;
-  if (env.GITHUB_ACTIONS !== 'true' || !target) return;
-  try {
-    const { buildMarkdown } = await import('../../../reporters/markdown.js');
-    await appendFile(target, `${await buildMarkdown(result, outputDir)}\n`);
-  } catch (error) {
-    process.stderr.write(`nsmatrix: warning: could not append the summary to GITHUB_STEP_SUMMARY (${target}): ${(error as Error).message}\n`);
-  }
 }
 
 /**
