@@ -318,6 +318,25 @@ function isPackageName(family: PackageFamily, name: string): boolean {
   return family === 'apt' && APT_ARCHIVE_NAME.test(name);
 }
 
+/** Removes staging files of harvests whose process is gone (a harvest killed between copy and link). */
+export async function gcPackageStaging(stateDir: string): Promise<string[]> {
+  const dir = join(cachesDir(stateDir), 'tmp');
+  const removed: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(/^pkg\.(\d+)\./.exec(name)?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try {
+      process.kill(pid, 0);
+      continue;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    await rm(join(dir, name), { force: true });
+    removed.push(join(dir, name));
+  }
+  return removed;
+}
+
 /** Removes a container's upper directory and nspawn's overlay work directory next to it, without following links. */
 export async function removeUpper(mount: PackageCacheMount): Promise<void> {
   await rm(dirname(mount.upper), { recursive: true, force: true });

@@ -23,7 +23,7 @@ import { treeSize } from '../images/fs-ops.js';
 import { acquireFlock, type FileLock } from '../lib/flock.js';
 import { runChecked } from '../lib/process.js';
 import { disarmTree } from '../runtime/disarm.js';
-import { cachesDir, ensureCachesDirs } from './packages.js';
+import { cachesDir, ensureCachesDirs, gcPackageStaging } from './packages.js';
 
 /** Largest cache saved (bytes, as `du -sb` counts them, links not followed); a bigger one is not published and the old one stays. */
 export const DEFAULT_CACHE_MAX_BYTES = 4 * 1024 ** 3;
@@ -217,6 +217,7 @@ export async function pruneCaches(stateDir: string, options: { olderThanMs?: num
     removed.push(entry.id);
     total -= entry.bytes;
   }
+  await gcPackageStaging(stateDir);
   // Leftovers of interrupted removals.
   for (const name of (await readdir(pathCachesDir(stateDir)).catch(() => [] as string[])).filter((n) => n.startsWith('.trash.'))) {
     await rm(join(pathCachesDir(stateDir), name), { recursive: true, force: true });
