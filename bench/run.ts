@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark in one run, so nsmatrix and the raw tools it is compared against are measured on
- * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results
+ * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results,arch
  * picks a subset; images are built into a fresh state directory (the cold path is part of what is measured).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,8 +11,9 @@ import { benchCliRun } from './cli-run.js';
 import { benchRuntime } from './runtime.js';
 import { benchImages } from './images.js';
 import { benchResults } from './results.js';
+import { benchArch } from './arch.js';
 
-const all = ['startup', 'scheduler', 'run', 'runtime', 'images', 'results'];
+const all = ['startup', 'scheduler', 'run', 'runtime', 'images', 'results', 'arch'];
 const chosen = (process.env.NSMATRIX_BENCH ?? all.join(',')).split(',').map((s) => s.trim());
 const unknown = chosen.filter((c) => !all.includes(c));
 if (unknown.length > 0) {
@@ -28,6 +29,7 @@ try {
   if (chosen.includes('runtime')) results.runtime = await benchRuntime({ stateDir: join(stateDir) });
   if (chosen.includes('images')) results.images = await benchImages();
   if (chosen.includes('results')) results.results = await benchResults();
+  if (chosen.includes('arch')) results.arch = await benchArch();
 } finally {
   rmSync(stateDir, { recursive: true, force: true });
 }
