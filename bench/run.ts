@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark in one run, so nsmatrix and the raw tools it is compared against are measured on
- * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results,arch
+ * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results,arch,caches
  * picks a subset; images are built into a fresh state directory (the cold path is part of what is measured).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,8 +12,9 @@ import { benchRuntime } from './runtime.js';
 import { benchImages } from './images.js';
 import { benchResults } from './results.js';
 import { benchArch } from './arch.js';
+import { benchCaches } from './caches.js';
 
-const all = ['startup', 'scheduler', 'run', 'runtime', 'images', 'results', 'arch'];
+const all = ['startup', 'scheduler', 'run', 'runtime', 'images', 'results', 'caches', 'arch'];
 const chosen = (process.env.NSMATRIX_BENCH ?? all.join(',')).split(',').map((s) => s.trim());
 const unknown = chosen.filter((c) => !all.includes(c));
 if (unknown.length > 0) {
@@ -30,6 +31,7 @@ try {
   if (chosen.includes('images')) results.images = await benchImages();
   if (chosen.includes('results')) results.results = await benchResults();
   if (chosen.includes('arch')) results.arch = await benchArch();
+  if (chosen.includes('caches')) results.caches = await benchCaches({ stateDir });
 } finally {
   rmSync(stateDir, { recursive: true, force: true });
 }
