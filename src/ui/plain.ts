@@ -1,4 +1,5 @@
 /** The plain view for CI logs and pipes: one timestamped line per thing that happened, no cursor movement. */
+import { StringDecoder } from 'node:string_decoder';
 import type { RunEvent } from '../run/events.js';
 import { isFailedCell } from '../run/result.js';
 import { formatDuration } from '../lib/duration.js';
@@ -32,18 +33,22 @@ export function githubProperty(text: string): string {
   return githubData(text).replace(/:/g, '%3A').replace(/,/g, '%2C');
 }
 
-/** Splits chunks into whole lines per key, keeping a partial last line until its end arrives. */
+/** Splits chunks into whole lines per key, keeping a partial last line (and a split UTF-8 character) until its end arrives. */
 class LineSplitter {
   private readonly partial = new Map<string, string>();
-  push(key: string, chunk: string): string[] {
-    const text = (this.partial.get(key) ?? '') + chunk;
+  private readonly decoders = new Map<string, StringDecoder>();
+  push(key: string, chunk: Buffer): string[] {
+    let decoder = this.decoders.get(key);
+    if (!decoder) this.decoders.set(key, (decoder = new StringDecoder('utf8')));
+    const text = (this.partial.get(key) ?? '') + decoder.write(chunk);
     const lines = text.split('\n');
     this.partial.set(key, lines.pop()!);
     return lines;
   }
   flush(key: string): string[] {
-    const rest = this.partial.get(key);
+    const rest = (this.partial.get(key) ?? '') + (this.decoders.get(key)?.end() ?? '');
     this.partial.delete(key);
+    this.decoders.delete(key);
     return rest ? [rest] : [];
   }
 }
@@ -136,7 +141,7 @@ export function createPlainView(options: PlainViewOptions): (event: RunEvent) =>
           }
           folds.set(key, kept);
         }
-        if (options.stream) for (const line of lines.push(key, event.chunk.toString('utf8'))) write(`[${p(event.cell.name)}] ${terminalSafe(line)}\n`);
+        if (options.stream) for (const line of lines.push(key, event.chunk)) write(`[${p(event.cell.name)}] ${terminalSafe(line)}\n`);
         break;
       }
     }

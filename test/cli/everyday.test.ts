@@ -3,7 +3,7 @@
  * (issue 11). Everything here runs the built CLI without containers.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -179,5 +179,18 @@ describe('image references at validate time', () => {
       expect(r.stderr).toContain(`${file}:2:28: image "debian:bookwrom": unknown debian suite "bookwrom" (did you mean "bookworm"?)`);
       expect(r.stderr).toContain(`${file}:4:9: image "ubuntu:nobel": unknown ubuntu suite "nobel" (did you mean "noble"?)`);
     }
+  });
+});
+
+describe('as another user than root', () => {
+  it('run says "run as root" in one nsmatrix: line; doctor says so too instead of blaming cgroups', () => {
+    chmodSync(tmp, 0o755);
+    const as = (args: string[]) => spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, CLI, ...args], { encoding: 'utf8', cwd: '/tmp', env: { ...process.env, NO_COLOR: '1' } });
+    // State and output outside the matrix's directory (which is mounted at /src).
+    const run = as(['run', MATRIX, '--state-dir', `/tmp/nsm-nobody-state-${process.pid}`, '-o', `/tmp/nsm-nobody-out-${process.pid}`]);
+    expect(run.stderr).toMatch(/^nsmatrix: run as root: starting containers needs root/);
+    const doctor = as(['doctor', '--state-dir', join(tmp, 'nobody-state')]);
+    expect(doctor.stdout).toMatch(/nsmatrix: run as root/);
+    expect(doctor.stdout).not.toMatch(/FAIL\s+cgroups/);
   });
 });

@@ -31,7 +31,8 @@ function drive(ci: 'github' | 'gitlab' | undefined, stream = false): string {
     { type: 'step-start', cell: b, step: 0, name: 'build', attempt: 1 },
     { type: 'step-output', cell: a, step: 0, stream: 'stdout', chunk: Buffer.from('a one\na tw') },
     { type: 'step-output', cell: b, step: 0, stream: 'stdout', chunk: Buffer.from('b one\n') },
-    { type: 'step-output', cell: a, step: 0, stream: 'stdout', chunk: Buffer.from('o\n') },
+    { type: 'step-output', cell: a, step: 0, stream: 'stdout', chunk: Buffer.from('o \u20ac\n').subarray(0, 4) },
+    { type: 'step-output', cell: a, step: 0, stream: 'stdout', chunk: Buffer.from('o \u20ac\n').subarray(4) },
     { type: 'step-end', cell: b, result: step('passed') },
     { type: 'step-end', cell: a, result: step('failed', 2) },
   ];
@@ -43,7 +44,7 @@ describe('CI-native plain output', () => {
   it('GitHub Actions: one ::group:: per step with its whole output, never interleaved, and ::error for a failing step', () => {
     const text = drive('github');
     expect(text).toContain('::group::cell b: build (passed)\nb one\n::endgroup::\n');
-    expect(text).toContain('::group::cell a: build (failed)\na one\na two\n::endgroup::\n');
+    expect(text).toContain('::group::cell a: build (failed)\na one\na two €\n::endgroup::\n');
     expect(text).toContain('::error title=cell a%3A step build failed::exit status 2; log: /out/a/01-build.log%0Aboom, 100%25\n');
     expect(text.match(/::error/g)).toHaveLength(1);
   });
@@ -56,7 +57,7 @@ describe('CI-native plain output', () => {
 
   it('--stream: every line as it comes, prefixed by its cell; partial lines wait for their end', () => {
     const text = drive(undefined, true);
-    expect(text.split('\n').filter((l) => l.startsWith('['))).toEqual(['[cell a] a one', '[cell b] b one', '[cell a] a two']);
+    expect(text.split('\n').filter((l) => l.startsWith('['))).toEqual(['[cell a] a one', '[cell b] b one', '[cell a] a two €']);
     expect(drive(undefined, false)).not.toContain('a one');
   });
 

@@ -50,7 +50,7 @@ export interface RunArgs {
 
 export function requireContainerHost(): ReturnType<typeof detectHost> {
   const host = detectHost();
-  if (!host.isRoot) throw new InfraError('nsmatrix run needs root to start containers: run it with sudo (sudo nsmatrix run ...)');
+  if (!host.isRoot) throw new InfraError('nsmatrix: run as root: starting containers needs root (the nsmatrix that scripts/setup-host.sh installs goes through sudo itself)');
   if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
   return host;
 }

@@ -43,7 +43,7 @@ function exitStatus(result: { exitCode: number | null; signal: string | null }):
 
 export default async function shell(args: ShellArgs): Promise<number> {
   const host = detectHost();
-  if (!host.isRoot) throw new InfraError('nsmatrix shell needs root to start containers: run it with sudo');
+  if (!host.isRoot) throw new InfraError('nsmatrix: run as root: starting containers needs root (the nsmatrix that scripts/setup-host.sh installs goes through sudo itself)');
   if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
   const arch = checkArchFlag(args.arch) ?? hostArch();
   requireRunnable([arch], { boot: false });
