@@ -109,6 +109,21 @@ describe('shared package downloads', () => {
     expect(needToGet(join(work, 'conc-after'))).toEqual(Array(4).fill(expect.stringMatching(/^0 B\//)));
   }, 900_000);
 
+  it('an image build installs from the pool, adds what it downloaded, and keeps no package in the image', () => {
+    // The pool holds the packages (earlier tests); a setup line of this run's own makes a new top layer.
+    expect(poolFiles()).toHaveLength(PACKAGES.length);
+    const file = join(work, 'build.yaml');
+    writeFileSync(file, `matrix: { image: [debian:bookworm] }\npackages: [${PACKAGES.join(', ')}]\nsetup: echo ${process.pid}-${Date.now()}\nsteps:\n  - { name: s, run: hello }\n`);
+    const r = runCli(['run', file, '--state-dir', stateDir, '-o', join(work, 'build'), '--plain'], { timeoutMs: 900_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const key = (JSON.parse(readFileSync(join(work, 'build', 'results.json'), 'utf8')) as RunResult).cells[0]!.imageKey!;
+    const buildLog = readFileSync(join(stateDir, 'images', key, 'build.log'), 'utf8');
+    expect(buildLog).toMatch(/Need to get 0 B\//);
+    expect(buildLog).toMatch(/package cache apt-debian-bookworm-amd64: /);
+    expect(readdirSync(join(stateDir, 'images', key, 'rootfs', 'var/cache/apt/archives')).filter((n) => n.endsWith('.deb'))).toEqual([]);
+    expect(readdirSync(join(stateDir, 'images', key))).not.toContain('pkgcache');
+  }, 900_000);
+
   it('cache-packages: false neither reads nor fills the pool', () => {
     // The pool holds the packages (earlier tests): a cell that used it would need 0 B.
     expect(poolFiles()).toHaveLength(PACKAGES.length);
