@@ -26,9 +26,11 @@ async function until(what: string, test: () => boolean, timeoutMs = 240_000): Pr
   }
 }
 
-/** nsmatrix's cgroups (by directory) that exist now. */
-function cgroups(): Set<string> {
-  return new Set(leftovers().cgroups);
+/** nsmatrix's cgroups of the containers `cli` runs now (named after their machines): this run's, not those of runs beside it. */
+function cgroupsOf(cli: number): string[] {
+  const children = spawnSync('ps', ['-o', 'args=', '--ppid', String(cli)], { encoding: 'utf8' }).stdout;
+  const machines = [...children.matchAll(/systemd-nspawn .*?--machine=(\S+)/g)].map((m) => m[1]!);
+  return leftovers().cgroups.filter((dir) => machines.some((machine) => dir.endsWith(`/${machine}`)));
 }
 
 describe('live view in a pseudo-terminal', () => {
@@ -40,7 +42,6 @@ describe('live view in a pseudo-terminal', () => {
       join(dir, 'nsmatrix.yaml'),
       'matrix:\n  image: [debian:bookworm]\n  n: [1, 2, 3]\nfail-fast: false\nsteps:\n  - name: work\n    run: \'if [ "$MATRIX_N" = 1 ]; then echo broken; exit 3; fi; sleep 300\'\n',
     );
-    const before = cgroups();
     const exitFile = join(work, 'exit');
     const command = `cd ${dir} && TERM=xterm-256color NO_COLOR=1 ${process.execPath} ${CLI} run --state-dir ${stateDir} -o ${out} -j 2; echo $? > ${exitFile}; sleep 600`;
     expect(tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '40', command).status).toBe(0);
@@ -57,7 +58,9 @@ describe('live view in a pseudo-terminal', () => {
     const first = finishedRow();
     await sleep(1500);
     expect(finishedRow()).toBe(first);
-    const ours = [...cgroups()].filter((c) => !before.has(c));
+    const cli = Number(spawnSync('pgrep', ['-n', '-f', `main.js run --state-dir ${stateDir} -o ${out}`], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
+    const ours = cgroupsOf(cli);
+    expect(ours.length, 'the running cells\' cgroups').toBeGreaterThan(0);
 
     tmux('send-keys', '-t', session, 'C-c');
     await until('the run to exit', () => existsSync(exitFile), 120_000);
