@@ -327,7 +327,12 @@ async function main(argv: string[]): Promise<void> {
         .command(
           'list',
           'Every cache: id, size, last use, container path, key; and the package pools',
-          (yy) => yy.option('state-dir', stateDirOption).option('format', { choices: ['table', 'json'] as const, default: 'table' as const }),
+          (yy) =>
+            yy
+              .option('state-dir', stateDirOption)
+              .option('format', { choices: ['table', 'json'] as const, default: 'table' as const })
+              .example('$0 cache list', 'Every cache and package pool with its size')
+              .example('$0 cache list --format json', 'The same as JSON'),
           lazy(async () => {
             const { list } = await import('./commands/cache.js');
             return (a) => list({ stateDir: a['state-dir'] as string | undefined, format: a.format as 'table' | 'json' });
@@ -363,6 +368,8 @@ async function main(argv: string[]): Promise<void> {
               prune({ stateDir: a['state-dir'] as string | undefined, ...(a['older-than'] !== undefined ? { olderThan: a['older-than'] as string } : {}), ...(a['max-size'] !== undefined ? { maxSize: a['max-size'] as string } : {}) });
           }),
         )
+        .example('$0 cache list', 'What the caches hold')
+        .example('$0 cache prune --older-than 14d', 'Drop caches unused for two weeks')
         .demandCommand(1, 'cache: a subcommand is required (list, rm, prune)'),
     )
     .command(
