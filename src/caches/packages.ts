@@ -24,6 +24,7 @@ import { chmod, link, lstat, mkdir, open, readdir, rm, unlink } from 'node:fs/pr
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { readOsRelease } from '../images/os-release.js';
+import { mountOption } from '../lib/nspawn.js';
 import { detectFamily, parseOsRelease, type PackageFamily } from '../images/package-managers.js';
 
 /** Where each family's package manager keeps downloaded packages (the overlay's target in the container). */
@@ -176,8 +177,7 @@ export async function aptIndexOf(root: string, wanted: ReadonlySet<string>): Pro
 
 /** The nspawn option that shows `pool` at `target` with `upper` taking the container's writes. */
 export function packageOverlayOption(pool: string, upper: string, target: string): string {
-  const esc = (p: string) => p.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
-  return `--overlay=${esc(pool)}:${esc(upper)}:${esc(target)}`;
+  return mountOption({ type: 'overlay', lower: pool, upper, container: target });
 }
 
 export interface PackageCacheMount {

@@ -15,6 +15,7 @@ import type { Container, ContainerOptions, EphemeralStrategy, HostInfo } from '.
 import { harvestPackages, preparePackageCache, removeUpper, type PackageCacheMount } from '../caches/packages.js';
 import { restoreCache, saveCache, type RestoredCache } from '../caches/paths.js';
 import { interpolate } from '../matrix/expressions.js';
+import { mountOption } from '../lib/nspawn.js';
 import { runCellSteps, notRun } from './cell.js';
 import type { RunEvents } from './events.js';
 import { RESULT_VERSION, type CellOutcome, type CellResult, type RunResult, type StepResult } from './result.js';
@@ -315,8 +316,7 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no cache')) });
     }
   }
-  const escapeBind = (p: string) => p.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
-  const cacheBinds = caches.map(({ restored }) => `--bind=${escapeBind(restored.data)}:${escapeBind(restored.path)}${options.model.privateUsers ? ':idmap' : ''}`);
+  const cacheBinds = caches.map(({ restored }) => mountOption({ type: 'bind', host: restored.data, container: restored.path }, options.model.privateUsers));
 
   let container: Container;
   try {
