@@ -46,10 +46,10 @@ describe('nsmatrix images', () => {
     expect(stdout).toMatch(/made from: mmdebstrap --variant=minbase bookworm from http/);
   });
 
-  it('build of an unknown suite fails with exit 3 and publishes nothing', async () => {
+  it('build of an unknown suite fails with exit 2 (a bad image reference, README: exit codes) and publishes nothing', async () => {
     const before = listImages(stateDir).length;
-    await expect(build({ refs: ['debian:hamm'], stateDir, packages: [] })).rejects.toMatchObject({ exitCode: 3 });
-    await expect(build({ refs: ['../../etc/passwd'], stateDir, packages: [] })).rejects.toMatchObject({ exitCode: 3 });
+    await expect(build({ refs: ['debian:hamm'], stateDir, packages: [] })).rejects.toMatchObject({ exitCode: 2 });
+    await expect(build({ refs: ['../../etc/passwd'], stateDir, packages: [] })).rejects.toMatchObject({ exitCode: 2 });
     expect(listImages(stateDir)).toHaveLength(before);
   });
 
@@ -70,7 +70,7 @@ describe('nsmatrix images', () => {
     expect((await capture(() => rm({ stateDir: own, refs: [byKey.slice(0, 8)] }))).stdout).toContain(`removed ${byKey}`);
     expect(readManifest(own, byName)).toBeUndefined();
     expect(readManifest(own, byKey)).toBeUndefined();
-    await expect(rm({ stateDir: own, refs: ['never-built'] })).rejects.toMatchObject({ exitCode: 3 });
+    await expect(rm({ stateDir: own, refs: ['never-built'] })).rejects.toMatchObject({ exitCode: 2 });
   });
 
   it('prune removes images unused for longer than --older-than and keeps the rest', async () => {
