@@ -7,7 +7,6 @@
 import { ExitCode, InfraError, UsageError } from '../errors.js';
 import { toolVersion } from '../lib/version.js';
 import { STRATEGIES } from '../runtime/strategy.js';
-import { DEFAULT_MAX_CELLS, HARD_COMBINATION_LIMIT } from '../matrix/expand.js';
 import { DEFAULT_REPORTERS, REPORTER_CATALOG, reporterSummary } from '../../reporters/types.js';
 
 /** FILE:LINE:COL: diagnostics keep the compiler style editors jump to; every other line says it is nsmatrix's. */
@@ -54,7 +53,10 @@ function lazy(load: () => Promise<Handler>): (argv: Record<string, unknown>) => 
   return async (argv) => {
     let code: number;
     try {
-      checkFlags(argv);
+      // The matrix stage's limits, loaded with the command (not for --help: it pulls in the schema).
+      const { DEFAULT_MAX_CELLS, HARD_COMBINATION_LIMIT } = await import('../matrix/expand.js');
+      argv['max-cells'] ??= String(DEFAULT_MAX_CELLS);
+      checkFlags(argv, HARD_COMBINATION_LIMIT);
       const handler = await load();
       code = await handler(argv);
     } catch (error) {
@@ -72,7 +74,7 @@ const REPEATABLE = new Set(['_', '$0', '--', 'filter', 'reporter', 'r', 'package
  * a number into NaN, which would otherwise reach the commands and end as an internal error or "got NaN".
  * (Checked here rather than in a yargs `coerce`, whose errors yargs rewraps so that they lose their kind.)
  */
-export function checkFlags(argv: Record<string, unknown>): void {
+export function checkFlags(argv: Record<string, unknown>, maxCellsLimit: number): void {
   for (const [flag, value] of Object.entries(argv)) {
     if (REPEATABLE.has(flag) || !Array.isArray(value) || flag.length === 1 || /[A-Z]/.test(flag)) continue;
     throw new UsageError(`nsmatrix: --${flag} given ${value.length} times (${value.map(String).join(', ')}): give it once`);
@@ -82,7 +84,7 @@ export function checkFlags(argv: Record<string, unknown>): void {
     if (value === undefined) continue;
     if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`nsmatrix: --${flag} needs a directory, got "${String(value)}"`);
   }
-  for (const [flag, max] of [['jobs', 1024], ['max-cells', HARD_COMBINATION_LIMIT]] as const) {
+  for (const [flag, max] of [['jobs', 1024], ['max-cells', maxCellsLimit]] as const) {
     const value = argv[flag];
     if (value === undefined) continue;
     const text = String(value).trim();
@@ -131,7 +133,7 @@ function complete(current: string, argv: { _: (string | number)[] }, fallback: (
 const selectionOptions = {
   filter: { type: 'string', array: true, default: [] as string[], describe: 'Only cells with KEY=VALUE (repeatable; AND across keys)' },
   shard: { type: 'string', describe: 'Only shard I of N (I/N, 1-based): deterministic, every cell in exactly one shard' },
-  'max-cells': { type: 'string', default: String(DEFAULT_MAX_CELLS), describe: `Refuse matrices that expand to more cells than this (at most ${HARD_COMBINATION_LIMIT})` },
+  'max-cells': { type: 'string', defaultDescription: '256', describe: 'Refuse matrices that expand to more cells than this (at most 100000)' },
 } as const;
 
 async function main(argv: string[]): Promise<void> {

@@ -194,3 +194,12 @@ describe('as another user than root', () => {
     expect(doctor.stdout).not.toMatch(/FAIL\s+cgroups/);
   });
 });
+
+describe('--max-cells help', () => {
+  it('states the matrix stage\'s own default and limit', async () => {
+    const { DEFAULT_MAX_CELLS, HARD_COMBINATION_LIMIT } = await import('../../src/matrix/expand.js');
+    const help = nsmatrix(['list', '--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain(`(at most ${HARD_COMBINATION_LIMIT})`);
+    expect(help).toContain(`[default: ${DEFAULT_MAX_CELLS}]`);
+  });
+});
