@@ -4,7 +4,7 @@
  * root. The user case runs as `nobody` with a stand-in sudo that records what it was asked to run.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -29,8 +29,26 @@ function fakeSudo(): { dir: string; log: string } {
   return { dir, log };
 }
 
-const asNobody = (args: string[], env: Record<string, string>) =>
-  spawnSync('runuser', ['-u', 'nobody', '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], { encoding: 'utf8', cwd: repo });
+/**
+ * A world-readable copy of the scripts, with a stand-in for the built CLI that prints its arguments: `nobody` can
+ * run them wherever the checkout sits (CI's clone may be below a directory only root may enter).
+ */
+function userCopy(): string {
+  const copy = mkdtempSync(join(tmp, 'repo-'));
+  chmodSync(copy, 0o755);
+  mkdirSync(join(copy, 'scripts'));
+  mkdirSync(join(copy, 'dist', 'src', 'cli'), { recursive: true });
+  for (const script of ['setup-host.sh', 'as-root']) {
+    copyFileSync(join(repo, 'scripts', script), join(copy, 'scripts', script));
+    chmodSync(join(copy, 'scripts', script), 0o755);
+  }
+  writeFileSync(join(copy, 'dist', 'src', 'cli', 'main.js'), "console.log('nsmatrix', process.argv.slice(2).join(' '));\n");
+  spawnSync('chmod', ['-R', 'a+rX', copy]);
+  return copy;
+}
+
+const asNobody = (args: string[], env: Record<string, string>, cwd: string) =>
+  spawnSync('runuser', ['-u', 'nobody', '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...args], { encoding: 'utf8', cwd });
 
 describe("the README's first commands", () => {
   it('start with no sudo: setup-host.sh then nsmatrix, and scripts/as-root npm test', () => {
@@ -51,28 +69,30 @@ describe("the README's first commands", () => {
   });
 
   it('as a user with sudo: the root part, the commands that start containers and as-root go through sudo', () => {
+    const copy = userCopy();
     const bin = mkdtempSync(join(tmp, 'bin-'));
     chmodSync(bin, 0o755);
     const { dir, log } = fakeSudo();
     const PATH = `${dir}:${bin}:/usr/local/bin:/usr/bin:/bin`;
-    const setup = asNobody(['bash', 'scripts/setup-host.sh'], { PATH, NSMATRIX_BIN_DIR: bin, NSMATRIX_SKIP_APT: '1', NSMATRIX_SKIP_BUILD: '1' });
+    const setup = asNobody(['bash', 'scripts/setup-host.sh'], { PATH, NSMATRIX_BIN_DIR: bin, NSMATRIX_SKIP_APT: '1', NSMATRIX_SKIP_BUILD: '1' }, copy);
     expect(setup.status, setup.stderr).toBe(0);
-    expect(readFileSync(log, 'utf8')).toMatch(new RegExp(`^env NSMATRIX_NODE=\\S+ NSMATRIX_BIN_DIR=${bin} NSMATRIX_SKIP_APT=1 NSMATRIX_SKIP_BUILD=1 bash ${repo}/scripts/setup-host.sh\\n$`));
+    expect(readFileSync(log, 'utf8')).toMatch(new RegExp(`^env NSMATRIX_NODE=\\S+ NSMATRIX_BIN_DIR=${bin} NSMATRIX_SKIP_APT=1 NSMATRIX_SKIP_BUILD=1 bash ${copy}/scripts/setup-host.sh\\n$`));
     // The wrapper, installed here by root (the stand-in sudo ran nothing).
-    expect(spawnSync('bash', ['scripts/setup-host.sh'], { env: { ...process.env, NSMATRIX_BIN_DIR: bin, NSMATRIX_SKIP_APT: '1', NSMATRIX_SKIP_BUILD: '1' } }).status).toBe(0);
+    expect(spawnSync('bash', ['scripts/setup-host.sh'], { cwd: copy, env: { ...process.env, NSMATRIX_BIN_DIR: bin, NSMATRIX_SKIP_APT: '1', NSMATRIX_SKIP_BUILD: '1' } }).status).toBe(0);
     writeFileSync(log, '');
-    const list = asNobody(['nsmatrix', 'list', 'matrices/smoke.yaml'], { PATH });
+    const list = asNobody(['nsmatrix', 'list', 'matrices/smoke.yaml'], { PATH }, copy);
     expect(list.status, list.stderr).toBe(0);
-    expect(asNobody(['nsmatrix', 'run', 'matrices/smoke.yaml'], { PATH }).status).toBe(0);
-    expect(asNobody(['scripts/as-root', 'npm', 'test'], { PATH }).status).toBe(0);
+    expect(list.stdout).toBe('nsmatrix list matrices/smoke.yaml\n');
+    expect(asNobody(['nsmatrix', 'run', 'matrices/smoke.yaml'], { PATH }, copy).status).toBe(0);
+    expect(asNobody(['scripts/as-root', 'npm', 'test'], { PATH }, copy).status).toBe(0);
     const calls = readFileSync(log, 'utf8').trim().split('\n');
-    expect(calls[0]).toMatch(new RegExp(`^/\\S*node ${repo}/dist/src/cli/main.js run matrices/smoke.yaml$`));
+    expect(calls[0]).toMatch(new RegExp(`^/\\S*node ${copy}/dist/src/cli/main.js run matrices/smoke.yaml$`));
     expect(calls[1]).toBe(`env PATH=${PATH} npm test`);
     expect(calls).toHaveLength(2);
   });
 
   it('without root and without sudo: setup-host.sh says to run it as root', () => {
-    const r = asNobody(['bash', 'scripts/setup-host.sh'], { PATH: '/usr/bin:/bin' });
+    const r = asNobody(['bash', 'scripts/setup-host.sh'], { PATH: '/usr/bin:/bin' }, userCopy());
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/run as root/);
     expect(existsSync('/nonexistent/nsmatrix')).toBe(false);
