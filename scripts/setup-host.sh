@@ -39,7 +39,12 @@ if [ "${NSMATRIX_SKIP_APT:-}" != 1 ]; then
   apt-get install -y -qq --no-install-recommends \
     systemd-container mmdebstrap debootstrap ca-certificates util-linux \
     btrfs-progs xz-utils zstd libxml2-utils skopeo umoci docker-registry \
+    qemu-user-static binfmt-support arch-test \
     chromium fonts-dejavu-core >/dev/null
+  # Foreign architectures (the arch axis) run through qemu's binfmt_misc entries: where no systemd-binfmt
+  # registers them (containers, minimal VMs), mount binfmt_misc and let binfmt-support register them.
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true; fi
+  if command -v update-binfmts >/dev/null; then update-binfmts --enable >/dev/null 2>&1 || true; fi
 fi
 if [ -z "$node_bin" ]; then
   echo "setup-host.sh: node is not installed (nsmatrix needs Node >= 20.19)" >&2
