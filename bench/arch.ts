@@ -1,7 +1,7 @@
 /**
  * Architectures (NSMATRIX_BENCH=arch): image build time per architecture (base and top layer of
  * matrices/multi-arch.yaml's image, built one at a time into a fresh state directory), then the same package build
- * (GNU hello from source, the example's "build" step) on native amd64, native i386 and emulated arm64, one cell at a
+ * (the example's package from source, its "build" step) on native amd64, native i386 and emulated arm64, one cell at a
  * time, as times and as a ratio to amd64. Needs root, the mirror, and qemu-user-static's binfmt entries.
  */
 import { execFileSync } from 'node:child_process';
@@ -50,7 +50,7 @@ export async function benchArch(options: { stateDir?: string } = {}): Promise<Re
       const other = figures[`base layer ${arch} (s)`];
       if (base && other) figures[`base layer ${arch}/amd64 (x)`] = other / base;
     }
-    report('architectures: images and the same package build (GNU hello), one at a time', Object.entries(figures).map(([name, value]) => [name, value]));
+    report('architectures: images and the same package build (bzip2 unless NSMATRIX_BENCH_ARCH_PACKAGE says otherwise), one at a time', Object.entries(figures).map(([name, value]) => [name, value]));
     return figures;
   } finally {
     rmSync(work, { recursive: true, force: true });
