@@ -50,7 +50,7 @@ export async function benchArch(options: { stateDir?: string } = {}): Promise<Re
       const other = figures[`base layer ${arch} (s)`];
       if (base && other) figures[`base layer ${arch}/amd64 (x)`] = other / base;
     }
-    report('architectures: images and the same package build (bzip2 unless NSMATRIX_BENCH_ARCH_PACKAGE says otherwise), one at a time', Object.entries(figures).map(([name, value]) => [name, value]));
+    report('architectures: images and the same package build (matrices/multi-arch.yaml), one at a time', Object.entries(figures).map(([name, value]) => [name, value]));
     return figures;
   } finally {
     rmSync(work, { recursive: true, force: true });
