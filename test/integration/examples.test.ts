@@ -2,7 +2,7 @@
  * The example matrices in matrices/ really run: each is run through the built CLI on images the tool builds into
  * this test run's state directory, and its reports are checked.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult } from '../../src/run/result.js';
@@ -59,5 +59,20 @@ describe('example matrices', () => {
       expect(cell.steps.map((s) => s.outcome), cell.name).toEqual(['passed', 'passed', 'passed', 'passed']);
       expect(readFileSync(join(work, 'packaging', cell.id, '03-test-suite.log'), 'utf8')).toMatch(/# FAIL: +0/);
     }
+  });
+
+  it('multi-arch: bzip2 built from source, tested and installed on amd64, i386 and arm64 (emulated)', { timeout: 2_400_000 }, () => {
+    const result = runExample('multi-arch');
+    const arches = ['amd64', 'i386', 'arm64'];
+    expect(result.cells.map((c) => [c.id, c.outcome])).toEqual(arches.map((arch) => [`debian-bookworm_arch-${arch}_package-bzip2`, 'passed']));
+    result.cells.forEach((cell, index) => {
+      const arch = arches[index]!;
+      const log = (name: string) => readFileSync(join(work, 'multi-arch', cell.id, name), 'utf8');
+      expect(log('01-architecture.log')).toMatch(new RegExp(`matrix: ${arch} dpkg: ${arch} uname: ${{ amd64: 'x86_64', i386: 'i686', arm64: 'aarch64' }[arch]}`));
+      // bzip2's own test target compresses and compares its reference samples (a mismatch fails the step).
+      expect(log('04-test-suite.log')).toMatch(/cmp sample3\.bz2 sample3\.rb2/);
+      const debs = readdirSync(join(work, 'multi-arch', cell.artifactsDir));
+      expect(debs.filter((f) => f.startsWith('bzip2_') && f.endsWith(`_${arch}.deb`)), cell.name).toHaveLength(1);
+    });
   });
 });
