@@ -2,7 +2,7 @@
 import { UsageError } from '../errors.js';
 import { CELL_ID_KEY, parseFilters, selectCells } from '../matrix/index.js';
 import type { Cell } from '../matrix/index.js';
-import { didYouMean } from '../matrix/diagnostics.js';
+import { didYouMean } from '../lib/did-you-mean.js';
 
 /**
  * The selected cells. Filters that together match no cell exit 2 with the values each filtered key has (an empty

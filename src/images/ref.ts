@@ -5,7 +5,7 @@
  * anything runs. Names are never paths: store keys are hashes.
  */
 import { UsageError } from '../errors.js';
-import { didYouMean } from '../matrix/diagnostics.js';
+import { didYouMean } from '../lib/did-you-mean.js';
 import type { ImageSpec } from '../matrix/types.js';
 import { isOciName, parseOciReference, type OciReference } from './oci/reference.js';
 

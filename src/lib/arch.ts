@@ -5,7 +5,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { InfraError, UsageError } from '../errors.js';
-import { didYouMean } from '../matrix/diagnostics.js';
+import { didYouMean } from './did-you-mean.js';
 
 export interface ArchInfo {
   /** `uname -m` inside a container of this architecture. */

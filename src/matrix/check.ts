@@ -2,7 +2,8 @@
  * Checks that span several fields of a matrix file, run on the raw parsed data next to the schema so that every
  * problem is reported in one go. Defensive about shapes: the schema reports wrong types, these checks skip them.
  */
-import { closest, didYouMean, renderPath } from './diagnostics.js';
+import { closest, didYouMean } from '../lib/did-you-mean.js';
+import { renderPath } from './diagnostics.js';
 import { scanExpressions } from './expressions.js';
 import { ARCH_NAMES, isArchName } from '../lib/arch.js';
 import { AXIS_KEY_RE, ENV_NAME_RE, imageNameProblem } from './schema.js';

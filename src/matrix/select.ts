@@ -4,7 +4,7 @@
  * belongs to shard (p mod N) + 1, so every cell is in exactly one shard and shards mix images evenly. Pure.
  */
 import { UsageError } from '../errors.js';
-import { didYouMean } from './diagnostics.js';
+import { didYouMean } from '../lib/did-you-mean.js';
 import type { Cell } from './types.js';
 
 import { CELL_ID_KEY } from './check.js';

@@ -6,7 +6,7 @@ import { checkStateDir, stateDirLabel } from '../../lib/run-paths.js';
 import { securePrivateState } from '../../lib/private-dir.js';
 import { listImages, provisionImage, pruneImages, removeImage, resolveStateDir } from '../../images/index.js';
 import type { Manifest } from '../../images/index.js';
-import { didYouMean } from '../../matrix/diagnostics.js';
+import { didYouMean } from '../../lib/did-you-mean.js';
 import { checkArchFlag, hostArch, requireRunnable } from '../../lib/arch.js';
 
 /**
