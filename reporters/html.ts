@@ -49,7 +49,7 @@ export const OUTCOME_COLOURS: Record<CellDisplayOutcome, string> = {
 const CELL_ICON: Record<CellDisplayOutcome, string> = { passed: '✓', failed: '✗', error: '⚠', cancelled: '⊘', skipped: '↷', flaky: '↻' };
 const STEP_ICON: Record<StepDisplayOutcome, string> = { passed: '✓', flaky: '↻', failed: '✗', 'timed-out': '✗', killed: '✗', skipped: '↷', 'not-run': '–' };
 
-const text = (value: string): string => escapeHtml(sanitizeAttribute(value));
+const text = (value: string): string => escapeHtml(sanitizeAttribute(value, { visibleBreaks: true }));
 
 const STYLE = `
 :root { color-scheme: light; --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #f6f8fa; }

@@ -34,7 +34,7 @@ export const OUTCOME_EMOJI: Record<CellDisplayOutcome, string> = {
 
 /** Text for a table cell or a heading: one line, no Markdown or HTML meaning. */
 export function markdownInline(text: string): string {
-  return escapeHtml(sanitizeAttribute(text)).replace(/([\\`*_[\]|#~])/g, '\\$1');
+  return escapeHtml(sanitizeAttribute(text, { visibleBreaks: true })).replace(/([\\`*_[\]|#~])/g, '\\$1');
 }
 
 /** A fenced code block that no backtick run inside the text can close. */

@@ -132,11 +132,13 @@ function oneLine(text: string): string {
 
 /**
  * An attribute value: sanitised, one line, trimmed, at most `maxChars` (an ellipsis marks a cut), and never
- * empty when `fallback` is given (schema types with minLength 1).
+ * empty when `fallback` is given (schema types with minLength 1). `visibleBreaks` shows a line break or tab as
+ * `\n` / `\t` instead of a space, for pages a person reads (`cc=cl\nang` must not look like `cc=cl ang`).
  */
-export function sanitizeAttribute(input: string, options: { maxChars?: number; fallback?: string } = {}): string {
+export function sanitizeAttribute(input: string, options: { maxChars?: number; fallback?: string; visibleBreaks?: boolean } = {}): string {
   const maxChars = options.maxChars ?? ATTRIBUTE_MAX_CHARS;
-  let value = sanitizeText(oneLine(stripTerminalSequences(input))).replace(/\s+/g, ' ').trim();
+  const shown = options.visibleBreaks ? input.replace(/\r\n|\n|\r/g, '\\n').replace(/\t/g, '\\t') : input;
+  let value = sanitizeText(oneLine(stripTerminalSequences(shown))).replace(/\s+/g, ' ').trim();
   if (value.length > maxChars) value = `${safeHead(value, maxChars - 1).trimEnd()}…`;
   if (value === '' && options.fallback !== undefined) return sanitizeAttribute(options.fallback, { maxChars });
   return value;

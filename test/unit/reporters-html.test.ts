@@ -21,6 +21,12 @@ describe('html reporter', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('shows a line break inside a value as \\n rather than a space', async () => {
+    const broken = structuredClone(result);
+    broken.cells[0]!.name = 'debian:trixie [cc=cl\nang]';
+    expect(await buildHtml(broken, { outputDir: dir, reportPath: join(dir, 'report.html') })).toContain('cc=cl\\nang');
+  });
+
   it('is self-contained: inline CSS, no script, no external asset', () => {
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).not.toMatch(/<script|<link|<img|@import|url\(/i);

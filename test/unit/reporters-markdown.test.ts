@@ -58,6 +58,8 @@ describe('markdown reporter', () => {
   it('uses a fence no backtick run in the text can close', () => {
     expect(fenced('a ``` b')).toBe('````text\na ``` b\n````');
     expect(markdownInline('a|b*c_d`e')).toBe('a\\|b\\*c\\_d\\`e');
+    // A line break in a value stays visible: cc=cl<newline>ang must not read as cc=cl ang.
+    expect(markdownInline('cl\nang\tx')).toBe('cl\\\\nang\\\\tx');
   });
 
   it('is compact for a passing run', async () => {
