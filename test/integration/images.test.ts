@@ -113,7 +113,7 @@ describe('debian:bookworm from the host mirror', () => {
     expect(installed(image.root, 'hello')).toBe(true);
     expect(existsSync(join(image.root, 'usr/bin/hello'))).toBe(true);
     expect(image.key).not.toBe(image.baseKey);
-    expect(image.madeFrom).toMatch(/base [0-9a-f]{24} \(.*--variant=minbase bookworm from http.*\) \+ packages hello/);
+    expect(image.madeFrom).toMatch(/base [0-9a-f]{24} \(.*--variant=minbase bookworm amd64 from http.*\) \+ packages hello/);
     const manifest = readManifest(stateDir, image.key)!;
     expect(manifest).toMatchObject({ name: 'debian:bookworm', layer: 'top', baseKey: image.baseKey, kind: 'debian' });
     expect(manifest.sizeBytes).toBeGreaterThan(50_000_000);
