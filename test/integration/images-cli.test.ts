@@ -42,8 +42,8 @@ describe('nsmatrix images', () => {
     const image = await testImage([]);
     const { code, stdout } = await capture(() => build({ refs: ['debian:bookworm'], stateDir, packages: [] }));
     expect(code).toBe(0);
-    expect(stdout).toContain(`debian:bookworm  ${image.key}  cached`);
-    expect(stdout).toMatch(/made from: mmdebstrap --variant=minbase bookworm from http/);
+    expect(stdout).toContain(`debian:bookworm  amd64  ${image.key}  cached`);
+    expect(stdout).toMatch(/made from: mmdebstrap --variant=minbase bookworm amd64 from http/);
   });
 
   it('build of an unknown suite fails with exit 2 (a bad image reference, README: exit codes) and publishes nothing', async () => {
@@ -57,8 +57,8 @@ describe('nsmatrix images', () => {
     const key = await directoryImage('listed');
     const table = await capture(() => list({ stateDir: own, format: 'table' }));
     const [header, row] = table.stdout.trim().split('\n');
-    expect(header).toMatch(/^NAME\s+KEY\s+LAYER\s+SIZE\s+AGE\s+LAST USED$/);
-    expect(row).toMatch(new RegExp(`^listed\\s+${key}\\s+base\\s+-\\s+\\S+ ago\\s+\\S+ ago$`));
+    expect(header).toMatch(/^NAME\s+ARCH\s+KEY\s+LAYER\s+SIZE\s+AGE\s+LAST USED$/);
+    expect(row).toMatch(new RegExp(`^listed\\s+\\S+\\s+${key}\\s+base\\s+-\\s+\\S+ ago\\s+\\S+ ago$`));
     const json = await capture(() => list({ stateDir: own, format: 'json' }));
     expect((JSON.parse(json.stdout) as { key: string }[]).map((m) => m.key)).toContain(key);
   });
