@@ -43,7 +43,8 @@ describe('live view in a pseudo-terminal', () => {
       'matrix:\n  image: [debian:bookworm]\n  n: [1, 2, 3]\nfail-fast: false\nsteps:\n  - name: work\n    run: \'if [ "$MATRIX_N" = 1 ]; then echo broken; exit 3; fi; sleep 300\'\n',
     );
     const exitFile = join(work, 'exit');
-    const command = `cd ${dir} && TERM=xterm-256color NO_COLOR=1 ${process.execPath} ${CLI} run --state-dir ${stateDir} -o ${out} -j 2; echo $? > ${exitFile}; sleep 600`;
+    // A person's terminal: not CI (CI=true, as CI itself sets it, would choose the plain view).
+    const command = `cd ${dir} && env -u CI -u GITHUB_ACTIONS -u GITLAB_CI TERM=xterm-256color NO_COLOR=1 ${process.execPath} ${CLI} run --state-dir ${stateDir} -o ${out} -j 2; echo $? > ${exitFile}; sleep 600`;
     expect(tmux('new-session', '-d', '-s', session, '-x', '150', '-y', '40', command).status).toBe(0);
 
     await until('the failing cell to finish and the others to run', () => /✖ debian:bookworm \[n=1\] — failed/.test(screen()) && /sleep|work \d/.test(screen()));
