@@ -120,14 +120,19 @@ ls /c/files | wc -l > /c/complete`;
     // Later runs: the first measures how long the save phase lasts (from the container's end to the run's), the
     // others are SIGKILLed at spread points of it (disarm, measure, publish). Whatever a kill interrupts, `current`
     // must name one whole version.
+    // The save lasts a different time on every run (a loaded machine), so a fraction that came too late is tried
+    // again earlier, and the measure is the shortest save seen, until four runs were killed while saving.
     let killsInSave = 0;
-    let saveMs = 0;
-    for (const [trial, fraction] of [undefined, 0.2, 0.45, 0.7, 0.85, 0.95].entries()) {
+    let saveMs = Number.POSITIVE_INFINITY;
+    const fractions: Array<number | undefined> = [undefined, 0.2, 0.45, 0.7, 0.85, 0.95];
+    for (let trial = 0; trial < fractions.length && trial < 14 && killsInSave < 4; trial++) {
+      const fraction = fractions[trial];
       const out = join(work, `killed-k${trial}`);
       const child = spawn(process.execPath, [CLI, 'run', file, '--state-dir', stateDir, '-o', out, '--plain'], { stdio: 'ignore' });
       const closed = new Promise((r) => child.once('close', r));
       const deadline = Date.now() + 300_000;
       let seenAt: number | undefined;
+      let killed = false;
       while (Date.now() < deadline && child.exitCode === null) {
         if (seenAt === undefined) {
           for (const name of readdirSync(join(stateDir, 'run')).filter((n) => n.startsWith(`${child.pid}-`))) {
@@ -139,13 +144,17 @@ ls /c/files | wc -l > /c/complete`;
         }
         if (seenAt !== undefined && fraction !== undefined && Date.now() - seenAt >= fraction * saveMs) {
           child.kill('SIGKILL');
+          killed = true;
           killsInSave++;
           break;
         }
         await new Promise((r) => setTimeout(r, 2));
       }
       await closed;
-      if (fraction === undefined) saveMs = Date.now() - (seenAt ?? Date.now());
+      if (!killed && seenAt !== undefined) {
+        saveMs = Math.min(saveMs, Date.now() - seenAt);
+        if (fraction !== undefined) fractions.push(fraction * 0.6);
+      }
       const now = readlinkSync(join(pathCachesDir(stateDir), id, 'current'));
       const version = join(pathCachesDir(stateDir), id, now);
       const complete = Number(readFileSync(join(version, 'complete'), 'utf8'));
