@@ -23,6 +23,8 @@ import { writeFileAtomic } from './write-atomic.js';
 
 export const JUNIT_DEFAULT_FILE = 'junit.xml';
 export const CONTAINER_START_CASE = 'container-start';
+/** Between cell and step in an upstream test's classname; never inside a slug. */
+const STEP_SEPARATOR = '--';
 /** Lines of log in a failure body (the contract's "last ~100 log lines"). */
 const FAILURE_TAIL_LINES = 100;
 /*
@@ -275,6 +277,11 @@ function suiteProperties(result: RunResult, cell: CellResult): [string, string][
     .map(([name, value]) => [sanitizeAttribute(name, { maxChars: LABEL_MAX_CHARS, fallback: 'property' }), sanitizeAttribute(value)]);
 }
 
+/** The classname of a step's upstream tests: the cell's classname (`<matrix>.<cell>`, one dot) and the step's slug. */
+export function upstreamClassname(cellClassname: string, stepSlug: string): string {
+  return `${cellClassname}${STEP_SEPARATOR}${stepSlug}`;
+}
+
 /** The plan of the whole document, with every text already sanitised and capped. */
 export async function planJunit(result: RunResult, options: JunitOptions): Promise<{ name: string; suites: SuitePlan[] }> {
   const casesWithLogs = result.cells.reduce((n, c) => n + c.steps.filter((s) => s.attempts.length > 0).length, 0);
@@ -305,8 +312,10 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
       stepNames.push(stepName);
       cases.push(await stepCase(ctx, cell, step, stepName, classname));
       const tests = stepTests(step);
-      // Upstream tests follow their step: classname `<matrix>.<cell>.<step>` (Jenkins: package per cell, class per step).
-      if (tests.length > 0) cases.push(...upstreamCases(tests, `${classname}.${stepSlugs.take(slugify(step.name, 50, 'step'))}`, stepName));
+      // Upstream tests follow their step, under `<matrix>.<cell>--<step>`: the contract's one dot (Jenkins splits at
+      // the last dot: package = matrix, class = cell for the step cases, cell--step for its tests). A slug never
+      // holds `--` (slugify collapses dashes), so the separator is unambiguous and the class unique per step.
+      if (tests.length > 0) cases.push(...upstreamCases(tests, upstreamClassname(classname, stepSlugs.take(slugify(step.name, 50, 'step'))), stepName));
     }
     suites.push({
       name: suiteNames.take(sanitizeAttribute(cell.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: cell.id || 'cell' })),

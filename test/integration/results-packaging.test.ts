@@ -54,7 +54,7 @@ describe('packaging.yaml: per-test results', () => {
     const junit = join(work, 'junit.xml');
     expect(junitSchemaErrors(junit)).toBe('');
     const xml = readFileSync(junit, 'utf8');
-    const names = [...xml.matchAll(/<testcase classname="packaging\.[^".]+\.test-suite" name="([^"]+)"/g)].map((m) => m[1]!.replace(/^.*::/, ''));
+    const names = [...xml.matchAll(/<testcase classname="packaging\.[^".]+--test-suite" name="([^"]+)"/g)].map((m) => m[1]!.replace(/^.*::/, ''));
     expect(names.sort()).toEqual(tests.map((t) => t.name).sort());
 
     const html = readFileSync(join(work, 'report.html'), 'utf8');

@@ -121,9 +121,9 @@ describe('the reports of the run', () => {
     expect(junitSchemaErrors(file)).toBe('');
     const xml = readFileSync(file, 'utf8');
     const total = result.cells.reduce((n, c) => n + c.steps.reduce((m, s) => m + (s.attempts.at(-1)?.results?.tests.length ?? 0), 0), 0);
-    const upstream = [...xml.matchAll(/<testcase classname="results\.[^".]+\.[^"]+"/g)].length;
+    const upstream = [...xml.matchAll(/<testcase classname="results\.[^".]+--[^".]+"/g)].length;
     expect(upstream).toBe(total);
-    expect(xml).toContain('<testcase classname="results.debian-bookworm_flavour-b.pytest" name="test_sample::test_flavour"');
+    expect(xml).toContain('<testcase classname="results.debian-bookworm_flavour-b--pytest" name="test_sample::test_flavour"');
   });
 
   it('HTML and Markdown: the tests failing on flavour b only come first', () => {

@@ -98,8 +98,11 @@ describe('per-test results in the reports', () => {
     const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => [m[1], m[2]]);
     // container-start, the step, its 9 or 10 tests, the step that did not run: per cell.
     expect(cases.filter(([c]) => c!.startsWith('per-test.debian-sid'))).toHaveLength(1 + 1 + 10 + 1);
-    expect(cases).toContainEqual(['per-test.debian-sid.test', 'test_math::test_io']);
-    expect(cases).toContainEqual(['per-test.debian-sid.test', 'dup (2)']);
+    // The contract's classname has exactly one dot (Jenkins splits at the last one): `<matrix>.<cell>--<step>`.
+    expect(cases.filter(([c]) => c!.split('.').length !== 2)).toEqual([]);
+    expect(cases).toContainEqual(['per-test.debian-sid--test', 'test_math::test_io']);
+    expect(cases).toContainEqual(['per-test.debian-sid--test', 'dup (2)']);
+    expect(cases).toContainEqual(['per-test.debian-sid', 'test']);
     // The step's own failure, test_io and test_always_fails; test_setup; test_skip and the step that did not run.
     expect(xml).toMatch(/<testsuite name="debian:sid" [^>]*tests="13" failures="3" errors="1" skipped="2">/);
     expect(xml).toContain('<failure message="EOF on sid" type="TestFailed">');
@@ -108,6 +111,32 @@ describe('per-test results in the reports', () => {
     expect(xml).toContain('results: 10 tests: 6 passed, 2 failed, 1 error, 1 skipped, 1 flaky, 1 warning from 1 file');
     expect(xml).toContain('flaky: failed in an earlier attempt');
     expect(xml).not.toMatch(/\x1b|\x07/);
+  });
+
+  it('JUnit: steps whose names slug alike keep their tests apart, one dot per classname even with dots in every name', async () => {
+    const run = result(['debian:sid']);
+    run.matrix.name = 'my.matrix v1.2';
+    const only = run.cells[0]!;
+    only.id = 'debian-sid.x';
+    const first = only.steps[0]!;
+    const twin = (index: number, name: string): StepResult => ({
+      ...first,
+      index,
+      name,
+      attempts: [{ ...first.attempts[0]!, results: { tests: [{ name: 'same', suite: 'a.b', outcome: 'passed' }], files: [], warnings: [] } }],
+    });
+    only.steps = [twin(0, 'make.check'), twin(1, 'make check'), twin(2, 'make--check')];
+    const xml = await buildJunitXml(run, { outputDir: out });
+    const file = join(out, 'junit-twins.xml');
+    writeFileSync(file, xml);
+    expect(validateJunit(file)).toEqual({ ok: true, errors: [] });
+    const cases = [...xml.matchAll(/<testcase classname="([^"]*)" name="([^"]*)"/g)].map((m) => [m[1], m[2]]);
+    expect(cases.filter(([c]) => c!.split('.').length !== 2)).toEqual([]);
+    expect(cases.filter(([, n]) => n === 'a.b::same').map(([c]) => c)).toEqual([
+      'my-matrix-v1-2.debian-sid-x--make-check',
+      'my-matrix-v1-2.debian-sid-x--make-check-2',
+      'my-matrix-v1-2.debian-sid-x--make-check-3',
+    ]);
   });
 
   it('JSON: the tests survive serialisation, validation and a merge of shards', () => {
