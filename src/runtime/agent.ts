@@ -5,7 +5,8 @@
  * asks for as a transient unit with `systemd-run --wait --pipe`, its output teed to the host's pipes and to the
  * journal. Everything it runs runs inside the container, with the container's capabilities, seccomp filter and
  * cgroup. The host talks to it through FIFOs it created and opened before the container existed:
- *   agent.in   host -> agent: `<token> <unit> <interpreter>` per step
+ *   agent.in   host -> agent: `<token> <unit> <interpreter>` per step; `stop <unit>` kills a step's unit (its
+ *              whole cgroup, SIGKILL) after a timeout, so that its result files can still be gathered
  *   agent.out  agent -> host: `ready <system state>` once, then `done <token>` per step
  * and per step `<token>.out`, `<token>.err` and `<token>.status` (FIFOs too; the host holds their read ends).
  * The agent holds both open from its start, so a step that replaces their names changes nothing. A step can lie to
@@ -18,6 +19,8 @@ export const AGENT_UNIT_NAME = AGENT_UNIT_MOUNT.slice(AGENT_UNIT_MOUNT.lastIndex
 /** Init's command line in a container doubles as the kernel command line: this pulls the agent into the boot. */
 export const AGENT_INIT_ARGS = [`systemd.wants=${AGENT_UNIT_NAME}`];
 export const AGENT_INTERPRETERS = ['/usr/bin/perl', '/bin/sh'] as const;
+/** The first word of an agent.in line that stops a step's unit (step tokens start with `step-`). */
+export const AGENT_STOP = 'stop';
 
 export const AGENT_UNIT = `[Unit]
 Description=nsmatrix step agent
@@ -33,12 +36,15 @@ state=$(systemctl is-system-running --wait 2>/dev/null)
 echo "ready \${state:-unknown}" >&5
 while read -r token unit interpreter <&3; do
   case "$token$unit" in *[!A-Za-z0-9-]*|'') continue ;; esac
+  case "$token" in ${AGENT_STOP}) systemctl kill --signal=SIGKILL "$unit.service" >/dev/null 2>&1; continue ;; esac
   case "$interpreter" in ${AGENT_INTERPRETERS.join('|')}) ;; *) continue ;; esac
-  ( systemd-run --quiet --wait --pipe --collect --service-type=exec --unit="$unit" --working-directory=${SOURCE_MOUNT} \\
+  # In the background: the agent keeps reading, to hear a \`stop\` for this step.
+  { ( systemd-run --quiet --wait --pipe --collect --service-type=exec --unit="$unit" --working-directory=${SOURCE_MOUNT} \\
       -- "$interpreter" "$d/$token.wrap" "$d/$token.sh" "$d/$token.status" 2>&1 >&4 4>&- \\
       | tee "$d/$token.err" | systemd-cat --identifier="$unit" --priority=err ) 4>&1 \\
     | tee "$d/$token.out" | systemd-cat --identifier="$unit"
-  echo "done $token" >&5
+    echo "done $token" >&5
+  } &
 done
 `;
 

@@ -10,7 +10,7 @@ import { Socket } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
 import { InfraError } from '../errors.js';
 import { KILL_GRACE_MS, start } from '../lib/process.js';
-import { AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_UNIT, exportLines } from './agent.js';
+import { AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_STOP, AGENT_UNIT, exportLines } from './agent.js';
 import { isValidEnvName, nspawnEnvironment } from '../lib/nspawn.js';
 import { buildNspawnArgs, type NspawnPlan } from './args.js';
 import type { ContainerCgroup } from './cgroup.js';
@@ -24,6 +24,8 @@ import { parseStatus } from './wrapper.js';
 
 export const BOOT_TIMEOUT_MS = 120_000;
 export const SHUTDOWN_GRACE_MS = 30_000;
+/** After a timed-out step's unit is killed, how long its end may take before the container is stopped instead. */
+const STEP_STOP_MS = 30_000;
 /** After the agent reports a step done, how long its output pipes may take to drain. */
 const DRAIN_MS = 2_000;
 /** journald's MESSAGE_ID for "Process ... dumped core" (systemd-coredump). */
@@ -225,12 +227,24 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
       }
       clearTimeout(timer);
       if (onAbort) request.signal?.removeEventListener('abort', onAbort);
-      waiters.delete(`done ${token}`);
-      if (timedOut || aborted) {
+      if (timedOut && !stopped) {
+        // The agent kills the step's unit (its whole cgroup): the container stays up for the step's result files.
+        // A step that does not end within STEP_STOP_MS (a hostile one left its cgroup) stops the container.
+        log.note(`timed out after ${request.timeoutMs} ms: step stopped`);
+        const ended = await agent.input
+          .write(`${AGENT_STOP} ${unit}\n`)
+          .then(() => Promise.race([done.then(() => true), sleep(STEP_STOP_MS).then(() => false)]))
+          .catch(() => false);
+        if (!ended && !stopped) {
+          log.note(`the step did not end within ${STEP_STOP_MS} ms of its stop: container stopped`);
+          await container.stop(KILL_GRACE_MS);
+        }
+      } else if (aborted) {
         // The unit keeps running without the agent's attention: stopping the container is what stops the step.
-        log.note(`${timedOut ? `timed out after ${request.timeoutMs} ms` : 'aborted'}: container stopped`);
+        log.note('aborted: container stopped');
         await container.stop(KILL_GRACE_MS);
       }
+      waiters.delete(`done ${token}`);
       for (const pipe of pipes) pipe.release();
       // A process the container keeps holding a pipe open must not hold up the run.
       await Promise.race([Promise.all(pipes.map((p) => p.ended)), sleep(DRAIN_MS)]);

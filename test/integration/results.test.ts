@@ -3,7 +3,7 @@
  * parallel and serial harnesses, pytest's and ctest's JUnit, Test::More's TAP, go test -json, auto-detection, a
  * flaky test across retries and a step that times out. Each harness has one test failing on flavour b only.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RunResult, TestRecord } from '../../src/run/result.js';
@@ -142,42 +142,4 @@ describe('the reports of the run', () => {
     const ours = (line: string) => machines.some((m) => line.includes(m)) || line.includes(work);
     expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
   });
-});
-
-describe('boot mode', () => {
-  it('gathers through the in-container agent; after a timeout stopped the container, the results are missing with a warning', () => {
-    const dir = join(work, 'boot');
-    mkdirSync(dir);
-    const file = join(dir, 'nsmatrix.yaml');
-    const tap = (name: string) => `      printf '1..1\\nok 1 - ${name}\\n' > /tmp/${name}.tap`;
-    writeFileSync(
-      file,
-      [
-        'matrix:',
-        '  image: [debian:bookworm]',
-        'boot: true',
-        'steps:',
-        '  - name: quick',
-        '    run: |',
-        tap('quick'),
-        '    results: [{ format: tap, path: /tmp/quick.tap }]',
-        '  - name: hang',
-        '    timeout: 5s',
-        '    run: |',
-        tap('hang'),
-        '      sleep 60',
-        '    results: [{ format: tap, path: /tmp/hang.tap }]',
-      ].join('\n') + '\n',
-    );
-    const out = join(dir, 'out');
-    const r = runCli(['run', file, '--state-dir', stateDir, '-o', out, '-r', 'junit', '-r', 'json'], { timeoutMs: 600_000 });
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(1);
-    const boot = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
-    const [quick, hang] = boot.cells[0]!.steps;
-    expect(brief(quick!.attempts[0]!.results!.tests)).toEqual(['quick: passed']);
-    expect(hang!.outcome).toBe('timed-out');
-    expect(hang!.attempts[0]!.results!.tests).toEqual([]);
-    expect(hang!.attempts[0]!.results!.warnings).toEqual([expect.stringMatching(/^result files missing: the container is gone/)]);
-    expect(junitSchemaErrors(join(out, 'junit.xml'))).toBe('');
-  }, 600_000);
 });

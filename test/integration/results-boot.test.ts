@@ -1,0 +1,79 @@
+/**
+ * Per-test results in boot mode (a booted systemd in the cell): gathered through the in-container agent after
+ * every step, including one that timed out. The timeout kills the step's unit, not the container, so its result
+ * files are still there to gather and later steps still run.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { RunResult, TestRecord } from '../../src/run/result.js';
+import { junitSchemaErrors, leftovers, runCli } from '../helpers/cli.js';
+import { requireContainerHost } from '../helpers/host.js';
+
+const stateDir = inject('stateDir');
+let work: string;
+
+beforeAll(() => {
+  requireContainerHost();
+  work = mkdtempSync('/var/tmp/nsm-results-boot-');
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const brief = (tests: TestRecord[]) => tests.map((t) => `${t.name}: ${t.outcome}`);
+
+describe('boot mode', () => {
+  it('gathers through the in-container agent; a step that timed out still has its results, and the cell goes on', () => {
+    const dir = join(work, 'boot');
+    mkdirSync(dir);
+    const file = join(dir, 'nsmatrix.yaml');
+    const tap = (name: string, plan = 1) => `      printf '1..${plan}\\nok 1 - ${name}\\n' > /tmp/${name}.tap`;
+    writeFileSync(
+      file,
+      [
+        'matrix:',
+        '  image: [debian:bookworm]',
+        'boot: true',
+        'steps:',
+        '  - name: quick',
+        '    run: |',
+        tap('quick'),
+        '    results: [{ format: tap, path: /tmp/quick.tap }]',
+        '  - name: hang',
+        '    timeout: 5s',
+        '    continue-on-error: true',
+        '    run: |',
+        // Two tests planned, one ran before the hang: the second is reported missing by the TAP plan.
+        tap('hang', 2),
+        "      trap '' TERM",
+        '      sleep 6203 & sleep 6203',
+        '    results: [{ format: tap, path: /tmp/hang.tap }]',
+        '  - name: after',
+        '    run: |',
+        // The timed-out step's whole unit is gone (its background child too), in the same booted container.
+        '      test -f /tmp/hang.tap',
+        '      ! grep -qx sleep /proc/[0-9]*/comm',
+        '      echo after-ran',
+      ].join('\n') + '\n',
+    );
+    const out = join(dir, 'out');
+    const r = runCli(['run', file, '--state-dir', stateDir, '-o', out, '-r', 'junit', '-r', 'json'], { timeoutMs: 600_000 });
+    // The timed-out step is continue-on-error: the run passes, the timeout stays in the reports.
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const boot = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
+    const [quick, hang, after] = boot.cells[0]!.steps;
+    expect(brief(quick!.attempts[0]!.results!.tests)).toEqual(['quick: passed']);
+    expect(hang!.outcome).toBe('timed-out');
+    const hung = hang!.attempts[0]!.results!;
+    expect(hung.files).toEqual([{ path: '/tmp/hang.tap', format: 'tap', tests: 2 }]);
+    expect(brief(hung.tests)).toEqual(['hang: passed', expect.stringMatching(/: error$/)]);
+    expect(after!.outcome).toBe('passed');
+    expect(after!.attempts[0]!.tail).toContain('after-ran');
+    const xml = readFileSync(join(out, 'junit.xml'), 'utf8');
+    expect(xml).toContain('<testcase classname="nsmatrix.debian-bookworm--hang" name="hang"');
+    expect(junitSchemaErrors(join(out, 'junit.xml'))).toBe('');
+    const machine = boot.cells[0]!.machine!;
+    const left = leftovers([out]);
+    const ours = (line: string) => line.includes(machine) || line.includes(out) || line.includes('sleep 6203');
+    expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
+  }, 600_000);
+});
