@@ -18,7 +18,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { treeSize } from '../images/fs-ops.js';
 import { acquireFlock, type FileLock } from '../lib/flock.js';
 import { runChecked } from '../lib/process.js';
@@ -114,13 +114,15 @@ export async function restoreCache(stateDir: string, spec: { key: string; path: 
       await runChecked(['cp', '-a', '--reflink=auto', '--no-target-directory', version, data]);
       hit = true;
     }
+    // Under the lock, like everything written into a cache's directory: gc (gcCaches) takes the exclusive lock
+    // and may then remove whatever is not published.
+    const now = new Date().toISOString();
+    const old = await readMeta(stateDir, id);
+    await writeMeta(dir, { key: spec.key, path: spec.path, image: spec.image, lastUsed: now, ...(old?.updated ? { updated: old.updated } : {}) }).catch(() => undefined);
   } finally {
     await lock.release();
   }
   if (!hit) await mkdir(data, { mode: 0o755 });
-  const now = new Date().toISOString();
-  const old = await readMeta(stateDir, id);
-  await writeMeta(dir, { key: spec.key, path: spec.path, image: spec.image, lastUsed: now, ...(old?.updated ? { updated: old.updated } : {}) }).catch(() => undefined);
   return { id, key: spec.key, path: spec.path, image: spec.image, data, hit };
 }
 
@@ -150,20 +152,60 @@ export async function saveCache(stateDir: string, restored: RestoredCache, optio
     await symlink(name, link);
     await rename(link, join(dir, 'current'));
     await removeStaleVersions(dir, name);
+    const now = new Date().toISOString();
+    await writeMeta(dir, { key: restored.key, path: restored.path, image: restored.image, lastUsed: now, updated: now }).catch(() => undefined);
   } finally {
     await lock.release();
   }
-  const now = new Date().toISOString();
-  await writeMeta(dir, { key: restored.key, path: restored.path, image: restored.image, lastUsed: now, updated: now }).catch(() => undefined);
   return { saved: true, bytes };
 }
 
 /** Under the cache's exclusive lock: everything but `keep`, `current`, the meta and its lock goes (killed saves' leftovers included). */
-async function removeStaleVersions(dir: string, keep: string): Promise<void> {
+async function removeStaleVersions(dir: string, keep: string | undefined): Promise<string[]> {
+  const removed: string[] = [];
   for (const entry of await readdir(dir)) {
     if (entry === keep || entry === 'current' || entry === 'meta.json') continue;
     await rm(join(dir, entry), { recursive: true, force: true });
+    removed.push(join(dir, entry));
   }
+  return removed;
+}
+
+/**
+ * `nsmatrix gc`'s part: what killed saves and removals left in the caches. Every entry of a cache's directory is
+ * written under the cache's lock (shared: restore's meta; exclusive: save, remove), and a restore copies `current`
+ * under it, so with the exclusive lock held nothing but `current`, the version it names and `meta.json` is in use
+ * by anyone: the rest (a version a killed save renamed in but did not publish, a `.partial` copy, `current.*` and
+ * `meta.json.*` not yet renamed, an old version a save was removing) goes. The lock is tried, never waited for: a
+ * cache whose lock is held belongs to a live run at the moment and is left for the next gc (its holder cleans up
+ * after itself). Also `.trash.<id>.*` (removeCache killed between rename and rm; under its cache's lock too) and
+ * the package pool's staging files of dead harvests. Returns the paths removed.
+ */
+export async function gcCaches(stateDir: string): Promise<string[]> {
+  const root = pathCachesDir(stateDir);
+  const removed: string[] = [];
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const trash = /^\.trash\.([0-9a-f]{24})\.[0-9a-f]+$/.exec(name);
+    const id = trash ? trash[1]! : ID_RE.test(name) ? name : undefined;
+    if (id === undefined) continue;
+    const st = await lstat(join(root, name)).catch(() => undefined);
+    if (!st?.isDirectory()) continue;
+    const lock = await acquireFlock(join(root, `${id}.lock`), { label: `cache ${id}`, mode: 0o600, nonBlocking: true });
+    if (!lock) continue;
+    try {
+      if (trash) {
+        await rm(join(root, name), { recursive: true, force: true });
+        removed.push(join(root, name));
+        continue;
+      }
+      const current = await currentVersion(stateDir, id);
+      removed.push(...(await removeStaleVersions(join(root, id), current === undefined ? undefined : basename(current))));
+    } finally {
+      await lock.release();
+    }
+  }
+  removed.push(...(await gcPackageStaging(stateDir)));
+  return removed;
 }
 
 export interface CacheEntry {
@@ -217,10 +259,7 @@ export async function pruneCaches(stateDir: string, options: { olderThanMs?: num
     removed.push(entry.id);
     total -= entry.bytes;
   }
-  await gcPackageStaging(stateDir);
-  // Leftovers of interrupted removals.
-  for (const name of (await readdir(pathCachesDir(stateDir)).catch(() => [] as string[])).filter((n) => n.startsWith('.trash.'))) {
-    await rm(join(pathCachesDir(stateDir), name), { recursive: true, force: true });
-  }
+  // Leftovers of killed saves and removals, as `nsmatrix gc` removes them.
+  await gcCaches(stateDir);
   return removed;
 }
