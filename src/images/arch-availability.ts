@@ -49,7 +49,7 @@ export async function checkArchAvailability(model: MatrixModel, cells: readonly 
     if (source.kind !== 'bootstrap') continue;
     let mirror: string;
     try {
-      mirror = chooseMirrors(source.distro, source.mirror).mirror;
+      mirror = chooseMirrors(source.distro, source.mirror, arch).mirror;
     } catch {
       continue; // no mirror known: the build says so
     }

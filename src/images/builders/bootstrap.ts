@@ -31,6 +31,9 @@ export interface BootstrapPlan {
 
 const RELEASED_SUITES = new Set(['bullseye', 'bookworm', 'trixie', 'focal', 'jammy', 'noble', 'oracular', 'plucky', 'questing']);
 export const DEFAULT_UBUNTU_MIRROR = 'http://archive.ubuntu.com/ubuntu';
+/** Ubuntu publishes only amd64 and i386 on its archive; every other architecture (and its security suite) on ports. */
+export const DEFAULT_UBUNTU_PORTS_MIRROR = 'http://ports.ubuntu.com/ubuntu-ports';
+const UBUNTU_ARCHIVE_ARCHES = new Set(['amd64', 'i386']);
 const EXPIRED_OPTION = 'Acquire::Check-Valid-Until "false"';
 
 /** The apt source lines of the image: the suite, its updates pocket and its security suite. */
@@ -81,15 +84,21 @@ export function availableBootstrapTool(): BootstrapTool {
   throw new InfraError('neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap');
 }
 
-/** Mirror and security archive: `mirror:` wins; else the host's apt sources (Debian) or the Ubuntu archive. */
-export function chooseMirrors(distro: string, mirror: string | undefined): { mirror: string; securityMirror?: string } {
+/**
+ * Mirror and security archive: `mirror:` wins; else the host's apt sources (Debian: one mirror serves every
+ * architecture) or Ubuntu's archive (amd64, i386) or ports (the other architectures).
+ */
+export function chooseMirrors(distro: string, mirror: string | undefined, arch: string = hostArch()): { mirror: string; securityMirror?: string } {
   if (mirror) {
     // The matrix schema checked it already; the image spec may come from elsewhere.
     const problem = mirrorUrlProblem(mirror);
     if (problem) throw new InfraError(`invalid mirror ${JSON.stringify(mirror)}: ${problem}`);
     return { mirror: mirror.replace(/\/+$/, '') };
   }
-  if (distro === 'ubuntu') return { mirror: DEFAULT_UBUNTU_MIRROR, securityMirror: DEFAULT_UBUNTU_MIRROR };
+  if (distro === 'ubuntu') {
+    const ubuntu = UBUNTU_ARCHIVE_ARCHES.has(arch) ? DEFAULT_UBUNTU_MIRROR : DEFAULT_UBUNTU_PORTS_MIRROR;
+    return { mirror: ubuntu, securityMirror: ubuntu };
+  }
   const host = pickMirrors(readHostAptSources());
   if (!host.main) {
     throw new InfraError('no Debian mirror in the host apt sources (/etc/apt/sources.list*): set mirror: in the image spec');
@@ -104,7 +113,8 @@ export async function planBootstrap(source: {
   allowExpiredRelease: boolean;
   arch?: string;
 }): Promise<BootstrapPlan> {
-  const mirrors = chooseMirrors(source.distro, source.mirror);
+  const arch = source.arch ?? hostArch();
+  const mirrors = chooseMirrors(source.distro, source.mirror, arch);
   const suite = await resolveSuite(source.distro, source.suite, mirrors.mirror);
   const plan: BootstrapPlan = {
     distro: source.distro,
@@ -114,7 +124,7 @@ export async function planBootstrap(source: {
     pockets: RELEASED_SUITES.has(suite),
     allowExpiredRelease: source.allowExpiredRelease,
     tool: availableBootstrapTool(),
-    arch: source.arch ?? hostArch(),
+    arch,
   };
   if (mirrors.securityMirror) plan.securityMirror = mirrors.securityMirror;
   return plan;
