@@ -22,10 +22,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, type Stats } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { readOsRelease } from '../images/os-release.js';
-import { mountOption } from '../lib/nspawn.js';
 import { detectFamily, parseOsRelease, type PackageFamily } from '../images/package-managers.js';
+import type { PackagePool, PackagePoolLease } from '../images/types.js';
 
 /** Where each family's package manager keeps downloaded packages (the overlay's target in the container). */
 export const PACKAGE_CACHE_TARGETS: Record<PackageFamily, string> = {
@@ -175,18 +175,11 @@ export async function aptIndexOf(root: string, wanted: ReadonlySet<string>): Pro
   return found;
 }
 
-/** The nspawn option that shows `pool` at `target` with `upper` taking the container's writes. */
-export function packageOverlayOption(pool: string, upper: string, target: string): string {
-  return mountOption({ type: 'overlay', lower: pool, upper, container: target });
-}
-
 export interface PackageCacheMount {
   family: PackageFamily;
   pool: string;
   upper: string;
   target: string;
-  /** The systemd-nspawn option to add. */
-  option: string;
 }
 
 /**
@@ -208,7 +201,26 @@ export async function preparePackageCache(stateDir: string, imageRoot: string, w
   const upper = join(workDir, 'upper');
   await mkdir(upper, { recursive: true, mode: 0o700 });
   const target = PACKAGE_CACHE_TARGETS[pool.family];
-  return { family: pool.family, pool: poolDir, upper, target, option: packageOverlayOption(poolDir, upper, target) };
+  return { family: pool.family, pool: poolDir, upper, target };
+}
+
+/**
+ * The package pools of `stateDir` as the images stage and the scheduler use them (images/types.ts): per container,
+ * the pool shown at the family's download directory over an upper directory of its own, harvested afterwards.
+ */
+export function packagePool(stateDir: string): PackagePool {
+  return {
+    async open(imageRoot: string, workDir: string): Promise<PackagePoolLease | undefined> {
+      const mount = await preparePackageCache(stateDir, imageRoot, workDir);
+      if (!mount) return undefined;
+      return {
+        name: basename(mount.pool),
+        mount: { type: 'overlay', lower: mount.pool, upper: mount.upper, container: mount.target },
+        harvest: () => harvestPackages(mount, stateDir, imageRoot),
+        release: () => removeUpper(mount),
+      };
+    },
+  };
 }
 
 export interface HarvestReport {

@@ -3,17 +3,16 @@
  * the package installation and the setup script, without fsync.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { harvestPackages, preparePackageCache, removeUpper } from '../caches/packages.js';
+import { dirname, join } from 'node:path';
 import { InfraError } from '../errors.js';
 import { detectHost } from '../lib/host.js';
-import { nspawnArgs, nspawnEnvironment } from '../lib/nspawn.js';
+import { nspawnArgs, nspawnEnvironment, type NspawnMount } from '../lib/nspawn.js';
 import type { HostInfo } from '../lib/host.js';
 import type { BuildLog } from './build-log.js';
 import { expiredReleaseHint } from './builders/bootstrap.js';
 import { installScript, type PackageFamily } from './package-managers.js';
 import { runLogged } from './process.js';
+import type { PackagePool } from './types.js';
 
 /** The apt script (Debian-family images); other families: installScript in package-managers.ts. */
 export function packageInstallScript(packages: string[]): string {
@@ -21,7 +20,7 @@ export function packageInstallScript(packages: string[]): string {
 }
 
 /** An image build step: the payload as init, writing the build's own copy of the tree. */
-export function layerNspawnArgv(host: HostInfo, root: string, command: string[], extra: string[] = []): string[] {
+export function layerNspawnArgv(host: HostInfo, root: string, command: string[], mounts: NspawnMount[] = []): string[] {
   return [
     'systemd-nspawn',
     ...nspawnArgs({
@@ -32,8 +31,7 @@ export function layerNspawnArgv(host: HostInfo, root: string, command: string[],
       payload: 'pid1',
       pipe: true,
       env: { DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8' },
-      mounts: [],
-      extra,
+      mounts,
       command,
     }),
   ];
@@ -49,19 +47,20 @@ export function validatePackages(packages: string[]): void {
 
 export async function buildTopLayer(
   root: string,
-  request: { packages: string[]; setup?: string; family?: PackageFamily; packageCache?: boolean },
+  request: { packages: string[]; setup?: string; family?: PackageFamily },
   log: BuildLog,
-  signal?: AbortSignal,
+  options: { signal?: AbortSignal; packagePool?: PackagePool } = {},
 ): Promise<void> {
+  const { signal } = options;
   const host = detectHost();
   const env = nspawnEnvironment(host, { mode: 'build' });
   const family = request.family ?? 'apt';
-  // The shared package download cache (caches/packages.ts), over the pool of the release being built.
-  const stateDir = stateDirOfBuild(root);
-  const cache = stateDir && request.packageCache !== false && request.packages.length > 0 ? await preparePackageCache(stateDir, root, join(dirname(root), 'pkgcache')).catch(() => undefined) : undefined;
+  // The shared package download cache (injected: caches/packages.ts), over the pool of the release being built;
+  // its upper directory in the build directory, beside the root.
+  const cache = options.packagePool && request.packages.length > 0 ? await options.packagePool.open(root, join(dirname(root), 'pkgcache')).catch(() => undefined) : undefined;
   const step = async (what: string, command: string[]) => {
     log.info(what);
-    const outcome = await runLogged(layerNspawnArgv(host, root, command, cache ? [cache.option] : []), log, { env, signal });
+    const outcome = await runLogged(layerNspawnArgv(host, root, command, cache ? [cache.mount] : []), log, { env, signal });
     if (outcome.isCanceled) throw new InfraError(`${what}: aborted`, { logPath: log.path });
     if (outcome.exitCode !== 0) {
       const hint = expiredReleaseHint(log.text());
@@ -77,23 +76,11 @@ export async function buildTopLayer(
     }
     if (request.setup?.trim()) await step('running the setup script', ['/bin/sh', '-e', '-c', request.setup]);
     if (cache) {
-      const harvest = await harvestPackages(cache, stateDir!, root);
-      log.info(`package cache ${basename(cache.pool)}: ${harvest.added.length} package(s) added (${harvest.bytes} bytes)${harvest.refused.length ? `, ${harvest.refused.length} refused` : ''}`);
+      const harvest = await cache.harvest();
+      log.info(`package cache ${cache.name}: ${harvest.added.length} package(s) added (${harvest.bytes} bytes)${harvest.refused.length ? `, ${harvest.refused.length} refused` : ''}`);
     }
   } finally {
     // Never published with the image: the build directory is renamed into the store as a whole.
-    if (cache) await removeUpper(cache);
+    if (cache) await cache.release();
   }
-}
-
-/**
- * The state directory of a top-layer build, from where provisioning builds it (`<state>/tmp/<key>.<pid>.<rand>/rootfs`),
- * or undefined for a root elsewhere (then no package cache is used).
- */
-export function stateDirOfBuild(root: string): string | undefined {
-  const buildDir = dirname(root);
-  const tmp = dirname(buildDir);
-  if (basename(root) !== 'rootfs' || basename(tmp) !== 'tmp') return undefined;
-  const stateDir = dirname(tmp);
-  return existsSync(join(stateDir, 'images')) ? stateDir : undefined;
 }

@@ -222,7 +222,7 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
         const started = Date.now();
         const strategy = await cloneTree(base.manifest.root, rootfs);
         log.info(`cloned base ${base.manifest.key} by ${strategy === 'copy' ? 'cp -a --reflink=auto' : 'btrfs subvolume snapshot'} in ${Date.now() - started} ms`);
-        await buildTopLayer(rootfs, { packages, family, ...(setup ? { setup } : {}) }, log, options.signal);
+        await buildTopLayer(rootfs, { packages, family, ...(setup ? { setup } : {}) }, log, { signal: options.signal, packagePool: options.packagePool });
         return rootfs;
       },
     },

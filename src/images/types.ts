@@ -1,4 +1,5 @@
 /** The images stage's interface: turn an image name plus its spec into a cached root filesystem. */
+import type { NspawnMount } from '../lib/nspawn.js';
 import type { ImageSpec } from '../matrix/types.js';
 
 /** What a run or `images build` asks for: the image name and everything layered on top of its base. */
@@ -22,6 +23,31 @@ export interface ProvisionOptions {
   /** Progress lines for the terminal; the full log always goes to the image's build log. */
   onProgress?: (line: string) => void;
   signal?: AbortSignal;
+  /**
+   * The shared package download cache image builds install through (caches/packages.ts implements it; the CLI
+   * passes it in). Absent, e.g. for `cache-packages: false`: builds download everything themselves.
+   */
+  packagePool?: PackagePool;
+}
+
+/** The package download cache as one container (a cell or an image build) sees it. */
+export interface PackagePool {
+  /**
+   * An overlay of the pool for one container on `imageRoot`, its writes under `workDir` (a new directory in the
+   * caller's scratch space); undefined when nothing is shared (unknown OS or architecture, unverifiable family).
+   */
+  open(imageRoot: string, workDir: string): Promise<PackagePoolLease | undefined>;
+}
+
+export interface PackagePoolLease {
+  /** The pool's name, e.g. `apt-debian-bookworm-amd64`. */
+  readonly name: string;
+  /** What the container mounts: the pool under its own upper directory. */
+  readonly mount: NspawnMount;
+  /** After the container has stopped: adds to the pool what it downloaded and the image's index vouches for. */
+  harvest(): Promise<{ added: string[]; refused: { name: string; why: string }[]; bytes: number }>;
+  /** Removes the container's upper directory. */
+  release(): Promise<void>;
 }
 
 export interface ProvisionedImage {

@@ -174,9 +174,9 @@ export function archOverview(host: string, entries: readonly BinfmtEntry[]): { n
 }
 
 /**
- * systemd-nspawn's `--personality=` for a cell of `arch` on a `host` kernel: what `uname -m` (and config.guess) see
+ * systemd-nspawn's personality for a container of `arch` on a `host` kernel: what `uname -m` (and config.guess) see
  * inside. Only x86 on x86-64 needs one (nspawn knows x86 and x86-64); emulated architectures report their own.
  */
-export function personalityOptions(arch: string | undefined, host = hostArch()): string[] {
-  return arch === 'i386' && host === 'amd64' ? ['--personality=x86'] : [];
+export function nspawnPersonality(arch: string | undefined, host = hostArch()): 'x86' | undefined {
+  return arch === 'i386' && host === 'amd64' ? 'x86' : undefined;
 }

@@ -34,6 +34,8 @@ export interface NspawnInvocation {
   privateNetwork?: boolean;
   /** `--private-users=pick`; binds are then idmapped so that host files keep their owners inside. */
   privateUsers?: boolean;
+  /** `--personality=`: the architecture `uname -m` reports inside (x86 for i386 containers on an x86-64 kernel). */
+  personality?: 'x86';
   /** Options passed through verbatim after nsmatrix's own (the matrix's `nspawn:`), so they win. */
   extra?: string[];
   /** The payload's argv, or (boot) the arguments of the container's init. */
@@ -122,6 +124,7 @@ export function nspawnArgs(inv: NspawnInvocation): string[] {
   for (const mount of inv.mounts) args.push(mountOption(mount, inv.privateUsers));
   if (inv.privateNetwork) args.push('--private-network');
   if (inv.privateUsers) args.push('--private-users=pick');
+  if (inv.personality) args.push(`--personality=${inv.personality}`);
   if ((inv.host.nspawnVersion ?? 0) >= 250) args.push('--suppress-sync=yes');
   args.push(...(inv.extra ?? []), '--', ...inv.command);
   return args;

@@ -3,19 +3,17 @@
  * runs cells on a p-queue bounded by --jobs and max-parallel, applies fail-fast and interrupts through one abort
  * signal, and turns everything into events and the final RunResult.
  */
-import { hostArch, personalityOptions } from '../lib/arch.js';
+import { hostArch } from '../lib/arch.js';
 import { lstat, mkdir, realpath, rm } from 'node:fs/promises';
 import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { createExclusive } from '../lib/private-dir.js';
 import PQueue from 'p-queue';
 import type { Cell, MatrixModel } from '../matrix/types.js';
-import type { ProvisionedImage } from '../images/types.js';
+import type { PackagePool, PackagePoolLease, ProvisionedImage } from '../images/types.js';
 import type { Container, ContainerOptions, EphemeralStrategy, HostInfo } from '../runtime/types.js';
-import { harvestPackages, preparePackageCache, removeUpper, type PackageCacheMount } from '../caches/packages.js';
 import { restoreCache, saveCache, type RestoredCache } from '../caches/paths.js';
 import { interpolate } from '../matrix/expressions.js';
-import { mountOption } from '../lib/nspawn.js';
 import { runCellSteps, notRun } from './cell.js';
 import type { RunEvents } from './events.js';
 import { RESULT_VERSION, type CellOutcome, type CellResult, type RunResult, type StepResult } from './result.js';
@@ -54,6 +52,8 @@ export interface RunOptions {
   scratchDir: string;
   /** The state directory: given, the runtime checks each cell's binds against it and the output directory again. */
   stateDir?: string;
+  /** The shared package download cache cells install through (absent: `cache-packages: false`, or none at all). */
+  packagePool?: PackagePool;
   /** Matrix file path as the user wrote it, for rerun commands. */
   fileArg: string;
   /** The command that reruns one cell (the CLI's, with its options); default: `nsmatrix run FILE` and its filter. */
@@ -291,9 +291,9 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
 
   // The shared package download cache (caches/packages.ts): an overlay per cell over the release's pool. Not with
   // private users: overlayfs cannot be idmapped.
-  let packageCache: PackageCacheMount | undefined;
-  if (options.stateDir && options.model.cachePackages !== false && !options.model.privateUsers) {
-    packageCache = await preparePackageCache(options.stateDir, image.root, join(options.scratchDir, `pkgcache-${cell.id}`)).catch(() => undefined);
+  let packageCache: PackagePoolLease | undefined;
+  if (options.packagePool && !options.model.privateUsers) {
+    packageCache = await options.packagePool.open(image.root, join(options.scratchDir, `pkgcache-${cell.id}`)).catch(() => undefined);
   }
 
   // `cache:` directories (caches/paths.ts): each a copy of the published version, bound read-write.
@@ -306,7 +306,7 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
         caches.push({ restored, ...(wanted.step !== undefined ? { step: wanted.step } : {}) });
       }
     } catch (error) {
-      if (packageCache) await removeUpper(packageCache).catch(() => undefined);
+      if (packageCache) await packageCache.release().catch(() => undefined);
       await rm(cacheWork, { recursive: true, force: true });
       if (signal.aborted) {
         const reason = reasonText(signal);
@@ -316,7 +316,6 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no cache')) });
     }
   }
-  const cacheBinds = caches.map(({ restored }) => mountOption({ type: 'bind', host: restored.data, container: restored.path }, options.model.privateUsers));
 
   let container: Container;
   try {
@@ -331,15 +330,21 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
       privateUsers: options.model.privateUsers,
       boot: options.model.boot,
       binds: options.model.bind,
+      // nsmatrix's own mounts: the package cache's overlay and each `cache:` directory's copy, bound read-write.
+      mounts: [
+        ...(packageCache ? [packageCache.mount] : []),
+        ...caches.map(({ restored }) => ({ type: 'bind' as const, host: restored.data, container: restored.path })),
+      ],
+      ...(cell.arch !== undefined ? { arch: cell.arch } : {}),
       ...(options.stateDir ? { stateDir: options.stateDir, outputDir: options.outputDir } : {}),
-      // nsmatrix's own mounts first: the matrix author's nspawn: options come after them and win.
-      nspawnExtra: [...personalityOptions(cell.arch), ...(packageCache ? [packageCache.option] : []), ...cacheBinds, ...options.model.nspawn],
+      // After nsmatrix's own options: the matrix author's nspawn: options win.
+      nspawnExtra: options.model.nspawn,
       env: options.stages.cellEnvironment(cell),
       ...(options.strategy ? { strategy: options.strategy } : {}),
       ...(options.noSeccomp ? { noSeccomp: true } : {}),
     });
   } catch (error) {
-    if (packageCache) await removeUpper(packageCache).catch(() => undefined);
+    if (packageCache) await packageCache.release().catch(() => undefined);
     await rm(cacheWork, { recursive: true, force: true });
     const message = `container could not start: ${(error as Error).message}`;
     return finish({ outcome: 'error', imageKey: image.key, infrastructureError: message, steps: cell.steps.map((s) => notRun(s, 'not run: no container')) });
@@ -368,8 +373,8 @@ async function runCell(cell: Cell, imagePromise: Promise<ProvisionedImage>, sign
     }
     if (packageCache) {
       // The container has stopped: what it downloaded and the image's index vouches for joins the pool.
-      if (closeError === undefined && !options.signal.aborted) await harvestPackages(packageCache, options.stateDir!, image.root).catch(() => undefined);
-      await removeUpper(packageCache).catch(() => undefined);
+      if (closeError === undefined && !options.signal.aborted) await packageCache.harvest().catch(() => undefined);
+      await packageCache.release().catch(() => undefined);
     }
   }
   const infrastructureError = outcome.infrastructureError ?? closeError;

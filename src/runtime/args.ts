@@ -2,6 +2,7 @@
  * A cell's container options + host facts + one invocation -> what systemd-nspawn mounts where, spelled by the one
  * command-line module (lib/nspawn.ts). Pure: no I/O, so every option the runtime passes is unit-tested without root.
  */
+import { nspawnPersonality } from '../lib/arch.js';
 import type { HostInfo } from '../lib/host.js';
 import { nspawnArgs, type NspawnInvocation, type NspawnMount } from '../lib/nspawn.js';
 import type { BindSpec, NetworkMode, SourceMode } from '../matrix/types.js';
@@ -36,6 +37,11 @@ export interface NspawnPlan {
   /** Boot mode: the host file holding the step agent's unit (agent.ts), bound read-only where systemd finds it. */
   agentUnit?: string;
   binds: BindSpec[];
+  /** nsmatrix's own further mounts (package cache overlay, `cache:` directories), after the matrix's binds. */
+  mounts?: NspawnMount[];
+  /** The cell's architecture (Debian name) and the host's: i386 on amd64 gets nspawn's x86 personality. */
+  arch?: string;
+  hostArch?: string;
   network: NetworkMode;
   privateUsers: boolean;
   boot: boolean;
@@ -50,6 +56,7 @@ export interface NspawnPlan {
 function cellMounts(plan: NspawnPlan): NspawnMount[] {
   const mounts: NspawnMount[] = [sourceMount(plan), { type: 'bind', host: plan.artifactsDir, container: ARTIFACTS_MOUNT }];
   for (const b of plan.binds) mounts.push({ type: 'bind', host: b.host, container: b.container, readOnly: b.readOnly });
+  mounts.push(...(plan.mounts ?? []));
   if (plan.journalDir) mounts.push({ type: 'bind', host: plan.journalDir, container: JOURNAL_MOUNT });
   if (plan.boot && plan.agentUnit) mounts.push({ type: 'bind', host: plan.agentUnit, container: AGENT_UNIT_MOUNT, readOnly: true });
   mounts.push({ type: 'bind', host: plan.controlDir, container: CONTROL_MOUNT });
@@ -102,6 +109,7 @@ export function cellInvocation(plan: NspawnPlan): NspawnInvocation {
     mounts: cellMounts(plan),
     privateNetwork: plan.network === 'private',
     privateUsers: plan.privateUsers,
+    personality: nspawnPersonality(plan.arch, plan.hostArch),
     extra: plan.nspawnExtra,
     command: plan.command,
   };

@@ -99,7 +99,7 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
 
   const scratch = join(opts.scratchDir, machine);
   const scratchEntry = resources.add(`container scratch ${scratch}`, () => rm(scratch, { recursive: true, force: true }));
-  const sourceUpperDir = join(scratch, 'src');
+  const sourceUpperDir = opts.uppers?.source ?? join(scratch, 'src');
   const artifactsDir = join(opts.cellOutputDir, 'artifacts');
   const journalDir = opts.boot ? join(opts.cellOutputDir, 'journal') : undefined;
   for (const dir of [sourceUpperDir, artifactsDir, ...(journalDir ? [journalDir] : [])]) {
@@ -109,7 +109,8 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
 
   let cellRoot: CellRoot;
   try {
-    cellRoot = await prepareCellRoot(strategy, opts.root, scratch);
+    const keptUpper = strategy === 'overlay' ? opts.uppers?.root : undefined;
+    cellRoot = keptUpper ? { root: opts.root, rootUpperDir: keptUpper, release: async () => undefined } : await prepareCellRoot(strategy, opts.root, scratch);
   } catch (error) {
     await scratchEntry.release();
     throw new InfraError(`cannot make the ${strategy} root of cell ${opts.cellId}: ${(error as Error).message}`, { cause: error });
@@ -142,6 +143,8 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
     controlDir: control.shared,
     journalDir,
     binds,
+    mounts: opts.mounts ?? [],
+    arch: opts.arch,
     network: opts.network,
     privateUsers: opts.privateUsers,
     boot: opts.boot,

@@ -1,5 +1,6 @@
 /** The runtime stage's interface: one ephemeral systemd-nspawn container per cell. */
 import type { HostInfo } from '../lib/host.js';
+import type { NspawnMount } from '../lib/nspawn.js';
 import type { BindSpec, NetworkMode, SourceMode } from '../matrix/types.js';
 
 export type { HostInfo };
@@ -20,9 +21,20 @@ export interface ContainerOptions {
   privateUsers: boolean;
   boot: boolean;
   binds: BindSpec[];
+  /** nsmatrix's own mounts beyond the cell's standard ones (the package cache's overlay, `cache:` directories). */
+  mounts?: NspawnMount[];
+  /** The cell's CPU architecture (Debian name); absent: the host's. i386 on amd64 runs with nspawn's x86 personality. */
+  arch?: string;
+  /** The matrix's `nspawn:` options, passed through verbatim after nsmatrix's own (so they win). */
   nspawnExtra: string[];
   env: Record<string, string>;
   strategy?: EphemeralStrategy;
+  /**
+   * Upper directories the caller made and keeps (`nsmatrix shell`: a kept sandbox, a /src upper owned like the
+   * source): `root` takes the root's writes (with the overlay strategy, which must then be asked for), `source` an
+   * overlay /src's. Never removed on close.
+   */
+  uppers?: { root?: string; source?: string };
   /** Opt-in: SYSTEMD_SECCOMP=0 (trusted matrices only). */
   noSeccomp?: boolean;
   /** Interactive shell: attach the terminal instead of piping. */

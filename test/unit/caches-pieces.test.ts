@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { aptArchiveName, packageOverlayOption, parsePackagesIndex } from '../../src/caches/packages.js';
+import { aptArchiveName, packagePool, parsePackagesIndex } from '../../src/caches/packages.js';
 import { cacheId, listCaches, pathCachesDir, pruneCaches, restoreCache, saveCache } from '../../src/caches/paths.js';
 import { parseSize } from '../../src/cli/commands/cache.js';
-import { stateDirOfBuild } from '../../src/images/layer.js';
 import { installScript } from '../../src/images/package-managers.js';
 import { cachePathProblem } from '../../src/matrix/schema.js';
 import { cacheSpecsOf } from '../../src/run/scheduler.js';
@@ -52,17 +51,35 @@ describe('apt index', () => {
     expect([...some.keys()]).toEqual(['foo_1%3a1.0_all.deb']);
   });
 
-  it('overlay options escape colons; the install script keeps downloads only when asked', () => {
-    expect(packageOverlayOption('/s/a:b', '/u', '/var/cache/apt/archives')).toBe('--overlay=/s/a\\:b:/u:/var/cache/apt/archives');
+  it('the install script keeps downloads only when asked', () => {
     expect(installScript('apt', ['hello'])).toContain('apt-get clean');
     expect(installScript('apt', ['hello'], { keepDownloads: true })).not.toContain('apt-get clean');
   });
 
-  it('finds the state directory of a top-layer build only where provisioning builds', () => {
+  it("a pool lease is an overlay of the release's pool over a fresh upper directory, removed on release", async () => {
     const state = tmp();
-    mkdirSync(join(state, 'images'));
-    expect(stateDirOfBuild(join(state, 'tmp', 'k.1.ab', 'rootfs'))).toBe(state);
-    expect(stateDirOfBuild(join(state, 'elsewhere', 'k', 'rootfs'))).toBeUndefined();
+    const root = tmp();
+    mkdirSync(join(root, 'etc'));
+    writeFileSync(join(root, 'etc/os-release'), 'ID=debian\nVERSION_CODENAME=bookworm\n');
+    // The tree's architecture is read from an ELF header: x86-64 (machine 0x3e), 64-bit little-endian.
+    mkdirSync(join(root, 'usr/bin'), { recursive: true });
+    const elf = Buffer.alloc(64);
+    elf.writeUInt32BE(0x7f454c46, 0);
+    elf[4] = 2;
+    elf[5] = 1;
+    elf.writeUInt16LE(0x3e, 18);
+    writeFileSync(join(root, 'usr/bin/env'), elf);
+    const work = join(tmp(), 'pkgcache');
+    const lease = await packagePool(state).open(root, work);
+    expect(lease?.name).toBe('apt-debian-bookworm-amd64');
+    expect(lease?.mount).toEqual({ type: 'overlay', lower: join(state, 'caches/packages/apt-debian-bookworm-amd64'), upper: join(work, 'upper'), container: '/var/cache/apt/archives' });
+    expect(existsSync(join(work, 'upper'))).toBe(true);
+    expect(await lease!.harvest()).toEqual({ added: [], refused: [], bytes: 0 });
+    await lease!.release();
+    expect(existsSync(work)).toBe(false);
+    // An unknown OS shares nothing.
+    rmSync(join(root, 'etc/os-release'));
+    expect(await packagePool(state).open(root, work)).toBeUndefined();
   });
 });
 

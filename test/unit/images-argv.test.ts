@@ -101,6 +101,15 @@ describe('top layer argv', () => {
     expect(argv.find((a) => a.startsWith('--machine=nsmatrix-build-'))).toBeDefined();
   });
 
+  it('mounts the package pool it is given as an overlay before the command, and nothing without one', () => {
+    const pool = { type: 'overlay' as const, lower: '/s/caches/packages/apt-debian-bookworm-amd64', upper: '/s/tmp/k.1.ab/pkgcache/upper', container: '/var/cache/apt/archives' };
+    const argv = layerNspawnArgv(host({}), '/r', ['true'], [pool]);
+    const option = '--overlay=/s/caches/packages/apt-debian-bookworm-amd64:/s/tmp/k.1.ab/pkgcache/upper:/var/cache/apt/archives';
+    expect(argv).toContain(option);
+    expect(argv.indexOf(option)).toBeLessThan(argv.indexOf('--'));
+    expect(layerNspawnArgv(host({}), '/r', ['true']).some((a) => a.startsWith('--overlay'))).toBe(false);
+  });
+
   it('with systemd as PID 1 and an old nspawn: registration kept, no suppress-sync', () => {
     const argv = layerNspawnArgv(host({ systemdIsPid1: true, nspawnVersion: 247 }), '/r', ['true']);
     expect(argv).not.toContain('--register=no');

@@ -34,6 +34,11 @@ describe('nspawnArgs', () => {
     ]);
   });
 
+  it('spells a personality only when asked', () => {
+    expect(nspawnArgs(base({ personality: 'x86' }))).toContain('--personality=x86');
+    expect(nspawnArgs(base()).some((a) => a.startsWith('--personality'))).toBe(false);
+  });
+
   it('maps root writes and payload kinds to their options', () => {
     expect(nspawnArgs(base({ rootWrites: { overlayUpper: '/up' }, payload: 'pid2' }))).toEqual(expect.arrayContaining(['--read-only', '--overlay=+/:/up:/', '--as-pid2']));
     expect(nspawnArgs(base({ rootWrites: 'volatile', payload: 'boot' }))).toEqual(expect.arrayContaining(['--volatile=overlay', '--boot']));

@@ -138,6 +138,35 @@ describe('buildNspawnArgs', () => {
     expect(args.indexOf('--bind=/state/run/1-x/m/control:/run/nsmatrix')).toBeLessThan(dashdash - 1);
   });
 
+  it("runs an i386 cell with nspawn's x86 personality on an amd64 host; amd64, arm64 and the host's own arch without one", () => {
+    const i386 = buildNspawnArgs(plan({ arch: 'i386', hostArch: 'amd64' }));
+    expect(i386).toContain('--personality=x86');
+    // nsmatrix's own option, before the matrix's passthrough (which may still override it).
+    expect(i386.indexOf('--personality=x86')).toBeLessThan(i386.indexOf('--'));
+    for (const arch of ['amd64', 'arm64', undefined]) {
+      expect(buildNspawnArgs(plan({ arch, hostArch: 'amd64' })).some((a) => a.startsWith('--personality')), String(arch)).toBe(false);
+    }
+    // Emulated i386 (an arm64 kernel under qemu-user) reports its own machine: no personality.
+    expect(buildNspawnArgs(plan({ arch: 'i386', hostArch: 'arm64' })).some((a) => a.startsWith('--personality'))).toBe(false);
+  });
+
+  it("spells nsmatrix's own mounts (package cache overlay, cache: binds) as options, idmapped binds for private users", () => {
+    const mounts = [
+      { type: 'overlay' as const, lower: '/state/caches/packages/apt-debian-bookworm-amd64', upper: '/state/run/1-x/pkgcache-c/upper', container: '/var/cache/apt/archives' },
+      { type: 'bind' as const, host: '/state/run/1-x/cache-c/0/data', container: '/root/.cache/ccache' },
+    ];
+    const args = buildNspawnArgs(plan({ mounts, nspawnExtra: ['--rlimit=RLIMIT_NOFILE=1024'] }));
+    const overlay = '--overlay=/state/caches/packages/apt-debian-bookworm-amd64:/state/run/1-x/pkgcache-c/upper:/var/cache/apt/archives';
+    const bind = '--bind=/state/run/1-x/cache-c/0/data:/root/.cache/ccache';
+    expect(args).toContain(overlay);
+    expect(args).toContain(bind);
+    // Never in the passthrough: the matrix's own options stay last, right before the command.
+    expect(args.indexOf(overlay)).toBeLessThan(args.indexOf('--rlimit=RLIMIT_NOFILE=1024'));
+    expect(args[args.indexOf('--') - 1]).toBe('--rlimit=RLIMIT_NOFILE=1024');
+    const privateArgs = buildNspawnArgs(plan({ privateUsers: true, strategy: 'copy', sourceCopyDir: '/c', mounts: [mounts[1]!] }));
+    expect(privateArgs).toContain(`${bind}:idmap`);
+  });
+
   it('refuses environment names nspawn would misparse', () => {
     expect(() => buildNspawnArgs(plan({ env: { 'A=B': 'x' } }))).toThrow(UsageError);
     expect(() => buildNspawnArgs(plan({ env: { '1X': 'x' } }))).toThrow(/invalid environment variable name/);

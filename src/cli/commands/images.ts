@@ -8,6 +8,7 @@ import { listImages, provisionImage, pruneImages, removeImage, resolveStateDir }
 import type { Manifest } from '../../images/index.js';
 import { didYouMean } from '../../lib/did-you-mean.js';
 import { checkArchFlag, hostArch, requireRunnable } from '../../lib/arch.js';
+import { packagePool } from '../../caches/packages.js';
 
 /**
  * The state directory a command that reads or removes what is in it may use: never /, /proc, /sys, /dev, nor a
@@ -36,7 +37,7 @@ export async function build(args: { refs: string[]; stateDir?: string; packages:
       const started = Date.now();
       const image = await provisionImage(
         { name: ref, spec: { packages: [] }, packages: args.packages, arch },
-        { stateDir, onProgress: (line) => process.stderr.write(`${many ? `[${ref}] ` : ''}${line}\n`) },
+        { stateDir, packagePool: packagePool(stateDir), onProgress: (line) => process.stderr.write(`${many ? `[${ref}] ` : ''}${line}\n`) },
       );
       return { image, ms: Date.now() - started };
     }),

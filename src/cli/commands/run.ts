@@ -29,6 +29,7 @@ import { lockOutputDir } from '../output-lock.js';
 import { toolVersion } from '../../lib/version.js';
 import { checkImageReferences } from '../image-check.js';
 import { checkArchAvailability } from '../../images/arch-availability.js';
+import { packagePool } from '../../caches/packages.js';
 import { hostArch, requireRunnable } from '../../lib/arch.js';
 
 export interface RunArgs {
@@ -159,6 +160,8 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     for (const reporter of reporters) if (reporter.reporter.onEvent) events.on((e) => reporter.reporter.onEvent!(e));
 
     const positions = new Map(all.map((cell, index) => [cell.id, index]));
+    // One switch for cells and image builds alike: `cache-packages: false` keeps both off the shared pool.
+    const pool = model.cachePackages === false ? undefined : packagePool(stateDir);
     const strategy = args['ephemeral-strategy'] === 'auto' ? undefined : args['ephemeral-strategy'];
     const result = await runMatrix({
       model,
@@ -167,6 +170,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       outputDir,
       scratchDir: scratch.dir,
       stateDir,
+      ...(pool ? { packagePool: pool } : {}),
       fileArg: args.file ?? (relative(process.cwd(), file) || file),
       rerun: (cell) => rerunCommand(rerunContext(args, file, outputDir, stateDir), cell),
       jobs: shellOnFailure ? 1 : (args.jobs ?? availableParallelism()),
@@ -179,7 +183,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       events,
       signal: controller.signal,
       stages: {
-        provision: (image, onProgress, arch) => provisionImage(imageRequestFor(image, model, arch), { stateDir, onProgress, signal: controller.signal }),
+        provision: (image, onProgress, arch) => provisionImage(imageRequestFor(image, model, arch), { stateDir, onProgress, signal: controller.signal, ...(pool ? { packagePool: pool } : {}) }),
         openContainer,
         cellEnvironment: (cell) => cellEnvironment(cell, model),
       },
