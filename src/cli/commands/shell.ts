@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { InfraError, UsageError } from '../../errors.js';
 import { provisionImage, resolveStateDir } from '../../images/index.js';
 import { detectHost } from '../../lib/host.js';
-import { checkArchFlag, hostArch, personalityOptions, requireRunnable } from '../../lib/arch.js';
+import { checkArchFlag, hostArch, requireRunnable } from '../../lib/arch.js';
 import { resources } from '../../lib/resources.js';
 import { createRunScratch, openContainer, parseBind, validateBinds } from '../../runtime/index.js';
 import { sourceProblem } from '../../runtime/binds.js';
@@ -83,7 +83,7 @@ export default async function shell(args: ShellArgs): Promise<number> {
       privateUsers: false,
       boot: false,
       binds: checkedBinds,
-      nspawnExtra: personalityOptions(arch),
+      nspawnExtra: [], arch,
       env: interactive && process.env.TERM ? { TERM: process.env.TERM } : {},
       interactive,
     });
