@@ -113,7 +113,9 @@ const PAYLOAD_OPTIONS: Record<NspawnInvocation['payload'], string[]> = { pid2: [
 
 /** The argv after `systemd-nspawn`. Throws UsageError for an environment name nspawn would refuse. */
 export function nspawnArgs(inv: NspawnInvocation): string[] {
-  const args = ['--quiet', ...hostNspawnArgs(inv.host), `--machine=${inv.machine}`, '-D', inv.root];
+  // --link-journal=no: nspawn would otherwise read the host's machine ID (a host without one, like a CI container,
+  // fails every start) to bind a host /var/log/journal directory into the container; boot mode binds its own.
+  const args = ['--quiet', ...hostNspawnArgs(inv.host), '--link-journal=no', `--machine=${inv.machine}`, '-D', inv.root];
   args.push(...rootOptions(inv.rootWrites), ...PAYLOAD_OPTIONS[inv.payload]);
   if (inv.pipe) args.push('--pipe');
   if (inv.chdir) args.push(`--chdir=${inv.chdir}`);

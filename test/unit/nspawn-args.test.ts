@@ -22,6 +22,7 @@ describe('nspawnArgs', () => {
       '--quiet',
       '--register=no',
       '--keep-unit',
+      '--link-journal=no',
       '--machine=m',
       '-D',
       '/r',

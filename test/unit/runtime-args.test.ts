@@ -35,6 +35,7 @@ describe('buildNspawnArgs', () => {
       '--quiet',
       '--register=no',
       '--keep-unit',
+      '--link-journal=no',
       '--machine=nsm-0123456789-1',
       '-D',
       '/state/images/abc/root',
@@ -73,7 +74,7 @@ describe('buildNspawnArgs', () => {
       const args = buildNspawnArgs(plan({ strategy, root: '/state/run/1-x/m/rootfs' }));
       expect(args).not.toContain('--ephemeral');
       expect(args).not.toContain('--read-only');
-      expect(args.slice(4, 6)).toEqual(['-D', '/state/run/1-x/m/rootfs']);
+      expect(args.slice(5, 7)).toEqual(['-D', '/state/run/1-x/m/rootfs']);
     }
     const volatile = buildNspawnArgs(plan({ strategy: 'volatile' }));
     expect(volatile).toContain('--volatile=overlay');
