@@ -14,8 +14,10 @@ node_bin=${NSMATRIX_NODE:-$(command -v node || true)}
 
 build() {
   [ "${NSMATRIX_SKIP_BUILD:-}" = 1 ] && return 0
-  # An up-to-date build is kept (CI's .ci/run runs npm ci itself right after).
-  if [ -f "$repo/dist/src/cli/main.js" ] && [ -f "$repo/node_modules/.package-lock.json" ] && [ "$repo/node_modules/.package-lock.json" -nt "$repo/package-lock.json" ]; then
+  # Dependencies already installed from this lock file are kept (CI's .ci/run runs npm ci itself right after);
+  # the build always runs, so a checkout updated since the last setup never runs an older dist/.
+  if [ -f "$repo/node_modules/.package-lock.json" ] && [ "$repo/node_modules/.package-lock.json" -nt "$repo/package-lock.json" ]; then
+    (cd "$repo" && npm run --silent build)
     return 0
   fi
   (cd "$repo" && npm ci --no-audit --no-fund)

@@ -91,6 +91,24 @@ describe("the README's first commands", () => {
     expect(calls).toHaveLength(2);
   });
 
+  it('run again after the checkout changed, setup-host.sh rebuilds dist/ even though the dependencies are current', () => {
+    const copy = userCopy();
+    const bin = mkdtempSync(join(tmp, 'bin-'));
+    writeFileSync(join(copy, 'package-lock.json'), '{}\n');
+    mkdirSync(join(copy, 'node_modules'));
+    writeFileSync(join(copy, 'node_modules', '.package-lock.json'), '{}\n');
+    spawnSync('touch', ['-d', '1 hour ago', join(copy, 'package-lock.json')]);
+    // An npm that records what it was asked to do.
+    const npmDir = mkdtempSync(join(tmp, 'npm-'));
+    const npmLog = join(npmDir, 'log');
+    writeFileSync(join(npmDir, 'npm'), `#!/bin/sh\necho "$*" >> ${npmLog}\n`);
+    chmodSync(join(npmDir, 'npm'), 0o755);
+    const env = { ...process.env, PATH: `${npmDir}:${process.env.PATH}`, NSMATRIX_BIN_DIR: bin, NSMATRIX_SKIP_APT: '1' };
+    const setup = spawnSync('bash', ['scripts/setup-host.sh'], { cwd: copy, encoding: 'utf8', env });
+    expect(setup.status, setup.stderr).toBe(0);
+    expect(existsSync(npmLog) ? readFileSync(npmLog, 'utf8') : '(npm not run)').toBe('run --silent build\n');
+  });
+
   it('without root and without sudo: setup-host.sh says to run it as root', () => {
     const r = asNobody(['bash', 'scripts/setup-host.sh'], { PATH: '/usr/bin:/bin' }, userCopy());
     expect(r.status).toBe(2);
