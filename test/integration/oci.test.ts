@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chownSync, chmodSync, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -301,5 +302,71 @@ describe('oci: images from a registry', () => {
     const markers = result.cells.map((c) => readFileSync(join(out, c.artifactsDir, 'marker'), 'utf8'));
     // The tag was moved to the v2 image by an earlier test: the run pulled what the tag names now.
     expect(markers).toEqual(['plain\n', 'v2\n']);
+  });
+
+  it('an index for amd64 and arm64: each arch cell pulls its own platform, the arm64 one runs emulated', { timeout: 1_800_000 }, async () => {
+    // The arm64 half is the multi-arch example's arm64 base (same image spec, so the suite builds it once).
+    const arm64 = await provisionImage(
+      { name: 'debian:bookworm', spec: { packages: [], mirror: 'http://deb.debian.org/debian' }, packages: [], arch: 'arm64' },
+      { stateDir },
+    );
+    const armImage = `${LAYOUT()}:arm64`;
+    sh('umoci', ['new', '--image', armImage]);
+    sh('umoci', ['config', '--image', armImage, '--os=linux', '--architecture=arm64']);
+    addLayer(armImage, (rootfs) => sh('cp', ['-a', `${arm64.root}/.`, rootfs]));
+    // An OCI index naming v1 (amd64, as umoci made it) and the arm64 image, tagged `multi` in the layout.
+    type Entry = { mediaType: string; digest: string; size: number; annotations?: Record<string, string> };
+    const indexPath = join(LAYOUT(), 'index.json');
+    const layoutIndex = JSON.parse(readFileSync(indexPath, 'utf8')) as { manifests: Entry[] };
+    const tagged = (tag: string) => layoutIndex.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)!;
+    const entry = (tag: string, platform: Record<string, string>) => ({ mediaType: tagged(tag).mediaType, digest: tagged(tag).digest, size: tagged(tag).size, platform });
+    const multi = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [entry('v1', { os: 'linux', architecture: 'amd64' }), entry('arm64', { os: 'linux', architecture: 'arm64', variant: 'v8' })],
+    });
+    const multiDigest = createHash('sha256').update(multi).digest('hex');
+    writeFileSync(join(LAYOUT(), 'blobs/sha256', multiDigest), multi);
+    layoutIndex.manifests.push({
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest: `sha256:${multiDigest}`,
+      size: Buffer.byteLength(multi),
+      annotations: { 'org.opencontainers.image.ref.name': 'multi' },
+    });
+    writeFileSync(indexPath, JSON.stringify(layoutIndex));
+    sh('skopeo', ['copy', '--all', '--quiet', '--dest-tls-verify=false', `oci:${LAYOUT()}:multi`, `docker://${host}/nsmatrix/debian:multi`]);
+    // The arm64 image on its own (no index): asked for another foreign architecture, its config refuses it.
+    sh('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${armImage}`, `docker://${host}/nsmatrix/debian:arm64-only`]);
+
+    const dir = join(work, 'multi');
+    mkdirSync(dir);
+    const ref = `oci:${host}/nsmatrix/debian:multi`;
+    writeFileSync(
+      join(dir, 'nsmatrix.yaml'),
+      [
+        'matrix:',
+        `  image: ["${ref}"]`,
+        '  arch: [amd64, arm64]',
+        'images:',
+        `  "${ref}": { insecure: true }`,
+        'steps:',
+        '  - name: architecture',
+        '    run: echo "uname=$(uname -m) dpkg=$(dpkg --print-architecture) marker=$(cat /etc/nsm-marker 2>/dev/null || echo none)"',
+      ].join('\n') + '\n',
+    );
+    const out = join(dir, 'out');
+    const r = runCli(['run', join(dir, 'nsmatrix.yaml'), '--state-dir', stateDir, '-o', out, '-r', 'json'], { timeoutMs: 1_200_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const result = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
+    expect(result.cells.map((c) => [c.values.arch, c.steps[0]!.attempts[0]!.tail.at(-1)])).toEqual([
+      ['amd64', 'uname=x86_64 dpkg=amd64 marker=v2'],
+      ['arm64', 'uname=aarch64 dpkg=arm64 marker=none'],
+    ]);
+    const listed = runCli(['images', 'list', '--state-dir', stateDir]);
+    expect(listed.stdout).toMatch(new RegExp(`${ref.replace(/[.]/g, '\\.')}\\s+arm64\\s`));
+
+    const wrong = await provisionImage({ ...request(`oci:${host}/nsmatrix/debian:arm64-only`), arch: 'i386' }, { stateDir }).catch((e: unknown) => e);
+    expect(wrong).toBeInstanceOf(InfraError);
+    expect((wrong as Error).message).toMatch(/debian:arm64-only is an image for linux\/arm64 only, not linux\/386/);
   });
 });

@@ -2,10 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { InfraError, UsageError } from '../../src/errors.js';
 import { parseImageRef } from '../../src/images/ref.js';
 import {
+  checkConfigPlatform,
   chooseManifest,
   hostPlatform,
   parseOciReference,
   pinnedTransport,
+  platformForArch,
   sha256Digest,
 } from '../../src/images/oci/reference.js';
 import { copyArgv, findAuthFile, inspectRawArgv, skopeoError, unpackArgv } from '../../src/images/oci/skopeo.js';
@@ -71,6 +73,16 @@ describe('chooseManifest', () => {
     expect(() => chooseManifest(index, { os: 'linux', architecture: 's390x' })).toThrow(/no image for linux\/s390x .*linux\/arm64\/v8, linux\/amd64/);
     expect(() => chooseManifest('{"schemaVersion":1,"fsLayers":[]}', AMD64)).toThrow(/schema version 1/);
     expect(() => chooseManifest('<html>', AMD64)).toThrow(/not JSON/);
+  });
+
+  it("checks a single image's config names the platform asked for (a variant only where both name one)", () => {
+    const arm64 = platformForArch('arm64');
+    expect(() => checkConfigPlatform('{"os":"linux","architecture":"arm64"}', arm64, 'r.io/x:1')).not.toThrow();
+    expect(() => checkConfigPlatform('{"os":"linux","architecture":"arm64","variant":"v8"}', arm64, 'r.io/x:1')).not.toThrow();
+    expect(() => checkConfigPlatform('{"os":"linux","architecture":"amd64"}', arm64, 'r.io/x:1')).toThrow(/^r\.io\/x:1 is an image for linux\/amd64 only, not linux\/arm64\/v8/);
+    expect(() => checkConfigPlatform('{"os":"linux","architecture":"arm","variant":"v5"}', platformForArch('armhf'), 'r.io/x:1')).toThrow(/linux\/arm\/v5 only, not linux\/arm\/v7/);
+    expect(() => checkConfigPlatform('{}', platformForArch('i386'), 'r.io/x:1')).toThrow(/an unnamed platform only, not linux\/386/);
+    expect(() => checkConfigPlatform('<html>', arm64, 'r.io/x:1')).toThrow(/not JSON/);
   });
 
   it('maps Node architectures to OCI ones', () => {

@@ -1,6 +1,6 @@
 /**
- * `oci:` bases: an image from a registry. The reference is resolved to the manifest digest of the host's
- * platform before anything else (that digest is the base key, so an unchanged tag is a cache hit that downloads
+ * `oci:` bases: an image from a registry. The reference is resolved to the manifest digest of the cell's
+ * architecture (the host's by default; a foreign one runs emulated like a bootstrapped base) before anything else (that digest is the base key, so an unchanged tag is a cache hit that downloads
  * no layer and a moved tag is a new key); a build copies exactly that digest with skopeo and unpacks it with umoci.
  */
 import { chmodSync, chownSync, readdirSync, renameSync, statSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { InfraError } from '../../errors.js';
 import { runChecked } from '../../lib/process.js';
 import { runLogged } from '../process.js';
-import { formatOciReference, pinnedTransport, type OciReference } from '../oci/reference.js';
+import { formatOciReference, pinnedTransport, platformForArch, type OciReference } from '../oci/reference.js';
 import { copyArgv, findAuthFile, resolveManifest, unpackArgv, type RegistryOptions } from '../oci/skopeo.js';
 import type { BaseBuilder, BuildContext } from './types.js';
 import { hostArch } from '../../lib/arch.js';
@@ -36,18 +36,17 @@ export async function ociBuilder(
   options: { insecure: boolean; arch?: string },
   signal?: AbortSignal,
 ): Promise<BaseBuilder> {
-  if (options.arch !== undefined && options.arch !== hostArch()) {
-    // skopeo.ts's resolveManifest picks the host's platform; platformForArch (oci/reference.ts) is ready for it.
-    throw new InfraError(`oci: images for a foreign architecture (${options.arch}) are not supported yet: resolveManifest picks the host's platform`);
-  }
+  const arch = options.arch ?? hostArch();
   const authFile = findAuthFile();
   const registry: RegistryOptions = { insecure: options.insecure, ...(authFile ? { authFile } : {}) };
-  const choice = await resolveManifest(ref, registry, signal);
+  const choice = await resolveManifest(ref, registry, platformForArch(arch), signal);
   const written = formatOciReference(ref);
   const platform = choice.kind === 'index' ? ` for ${choice.platform.os}/${choice.platform.architecture}` : '';
   return {
     kind: 'oci',
-    keyInputs: { layer: 'base', kind: 'oci', manifestDigest: choice.digest, format: 1 },
+    // The architecture is a key input like a bootstrap base's (images list shows it): a single-platform image
+    // resolves to one digest whatever was asked, and is kept apart per architecture it was checked for.
+    keyInputs: { layer: 'base', kind: 'oci', manifestDigest: choice.digest, arch, format: 1 },
     madeFrom: `oci ${written} = ${choice.digest}${platform}${options.insecure ? ' (insecure registry)' : ''}`,
     async build(targetDir: string, context: BuildContext): Promise<void> {
       const layout = join(context.scratchDir, 'layout');

@@ -1,6 +1,6 @@
 /**
- * OCI image references and manifests, pure: parse `oci:REGISTRY/NAME[:TAG][@sha256:DIGEST]`, pick the host
- * platform's manifest out of an index, and compute a manifest's digest from its bytes.
+ * OCI image references and manifests, pure: parse `oci:REGISTRY/NAME[:TAG][@sha256:DIGEST]`, pick a platform's
+ * manifest out of an index (or check a single image's config names it), and compute a manifest's digest.
  */
 import { ARCHITECTURES } from '../../lib/arch.js';
 import { createHash } from 'node:crypto';
@@ -95,6 +95,28 @@ export function platformForArch(arch: string): Platform {
   return { os: 'linux', ...info.oci };
 }
 
+const platformText = (p: { os?: string; architecture?: string; variant?: string }): string => [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+
+/** Same OS and architecture, and the same variant where both name one (arm64 images often omit it). */
+export function samePlatform(a: Platform, b: { os?: string; architecture?: string; variant?: string }): boolean {
+  return a.os === b.os && a.architecture === b.architecture && (!a.variant || !b.variant || a.variant === b.variant);
+}
+
+/** Refuses an image config (JSON) whose platform is not `platform`. */
+export function checkConfigPlatform(configJson: string, platform: Platform, name: string): void {
+  let config: { os?: unknown; architecture?: unknown; variant?: unknown };
+  try {
+    config = JSON.parse(configJson) as typeof config;
+  } catch {
+    throw new InfraError(`${name}: the registry returned an image config that is not JSON`);
+  }
+  const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+  const found = { os: text(config.os), architecture: text(config.architecture), variant: text(config.variant) };
+  if (!samePlatform(platform, found)) {
+    throw new InfraError(`${name} is an image for ${platformText(found) || 'an unnamed platform'} only, not ${platformText(platform)} (push a multi-platform index, or pick the image for that platform)`);
+  }
+}
+
 export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
@@ -131,15 +153,10 @@ export function chooseManifest(raw: string, platform: Platform): ManifestChoice 
     if (parsed.schemaVersion !== 2) throw new InfraError('unsupported manifest (schema version 1): re-push the image with a current tool');
     return { kind: 'manifest', digest };
   }
-  const candidates = (parsed.manifests ?? []).filter(
-    (m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture && typeof m.digest === 'string',
-  );
-  const exact = candidates.find((m) => !platform.variant || !m.platform?.variant || m.platform.variant === platform.variant);
+  const exact = (parsed.manifests ?? []).find((m) => typeof m.digest === 'string' && samePlatform(platform, m.platform ?? {}));
   if (!exact?.digest || !DIGEST_RE.test(exact.digest)) {
-    const offered = (parsed.manifests ?? [])
-      .map((m) => [m.platform?.os, m.platform?.architecture, m.platform?.variant].filter(Boolean).join('/'))
-      .filter(Boolean);
-    const wanted = [platform.os, platform.architecture, platform.variant].filter(Boolean).join('/');
+    const offered = (parsed.manifests ?? []).map((m) => platformText(m.platform ?? {})).filter(Boolean);
+    const wanted = platformText(platform);
     throw new InfraError(`no image for ${wanted} in the index (offered: ${offered.join(', ') || 'none'})`);
   }
   return { kind: 'index', digest: exact.digest, indexDigest: digest, platform };

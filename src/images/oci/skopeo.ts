@@ -8,7 +8,18 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InfraError } from '../../errors.js';
 import { run } from '../../lib/process.js';
-import { chooseManifest, dockerTransport, hostPlatform, type ManifestChoice, type OciReference } from './reference.js';
+import {
+  checkConfigPlatform,
+  chooseManifest,
+  dockerTransport,
+  formatOciReference,
+  hostPlatform,
+  pinnedTransport,
+  samePlatform,
+  type ManifestChoice,
+  type OciReference,
+  type Platform,
+} from './reference.js';
 
 export interface RegistryOptions {
   /** Plain HTTP or an unverified certificate (local registries). */
@@ -64,10 +75,13 @@ export function skopeoError(stderr: string): string {
   return (msg ?? last).replace(/\\"/g, '"');
 }
 
-/** Ask the registry which manifest `ref` names for this host's platform. Downloads the manifest only, no layers. */
-export async function resolveManifest(ref: OciReference, options: RegistryOptions, signal?: AbortSignal): Promise<ManifestChoice> {
-  const argv = inspectRawArgv(ref, options);
-  // A short command whose output we need: killed on abort or timeout.
+/** The image config of one manifest (by digest): small JSON, no layers. */
+export function inspectConfigArgv(ref: OciReference, manifestDigest: string, options: RegistryOptions): string[] {
+  return ['skopeo', 'inspect', '--config', '--raw', '--retry-times=2', ...registryArgs('plain', options), pinnedTransport(ref, manifestDigest)];
+}
+
+/** Runs a short skopeo query whose output we need: killed on abort or timeout; a failure is an InfraError. */
+async function query(argv: string[], what: string, signal?: AbortSignal): Promise<string> {
   const result = await run(argv, { timeoutMs: 120_000, killSignal: 'SIGKILL', ...(signal ? { signal } : {}) });
   if (result.isCanceled) throw new InfraError(`${argv[0]}: aborted`);
   if (result.error) {
@@ -75,13 +89,30 @@ export async function resolveManifest(ref: OciReference, options: RegistryOption
     throw new InfraError(`cannot run ${argv[0]}: ${result.error.message}${missing}`);
   }
   if (result.exitCode !== 0) {
-    throw new InfraError(`cannot resolve ${dockerTransport(ref)}: ${skopeoError(result.stderr)}`, {
-      tail: result.stderr.trim().split('\n').slice(-10),
-    });
+    throw new InfraError(`cannot ${what}: ${skopeoError(result.stderr)}`, { tail: result.stderr.trim().split('\n').slice(-10) });
   }
-  const choice = chooseManifest(result.stdout, hostPlatform());
+  return result.stdout;
+}
+
+/**
+ * Ask the registry which manifest `ref` names for `platform` (default: this host's): the index entry of that
+ * platform, or the single manifest. A single manifest asked for a foreign platform must say (in its config) that it
+ * is one: a host-platform image is not run under an emulator as if it were another's. Downloads no layer.
+ */
+export async function resolveManifest(
+  ref: OciReference,
+  options: RegistryOptions,
+  platform: Platform = hostPlatform(),
+  signal?: AbortSignal,
+): Promise<ManifestChoice> {
+  const raw = await query(inspectRawArgv(ref, options), `resolve ${dockerTransport(ref)}`, signal);
+  const choice = chooseManifest(raw, platform);
   if (ref.digest && choice.kind === 'manifest' && choice.digest !== ref.digest) {
     throw new InfraError(`the registry's manifest for ${dockerTransport(ref)} has digest ${choice.digest}, not ${ref.digest}`);
+  }
+  if (choice.kind === 'manifest' && !samePlatform(platform, hostPlatform())) {
+    const config = await query(inspectConfigArgv(ref, choice.digest, options), `read the image config of ${dockerTransport(ref)}`, signal);
+    checkConfigPlatform(config, platform, formatOciReference(ref));
   }
   return choice;
 }
