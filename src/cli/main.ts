@@ -227,31 +227,58 @@ async function main(argv: string[]): Promise<void> {
       }),
     )
     .command(
-      'shell <image>',
-      'A throwaway container with the current directory at /src (like nix-shell)',
+      'shell [image]',
+      "A container with the project at /src, as you (like nix-shell): the matrix file's shell:, a cell, or an image",
       (y) =>
         y
-          .positional('image', { type: 'string', demandOption: true, describe: 'Image, e.g. debian:trixie' })
-          .option('packages', { alias: 'p', type: 'string', array: true, default: [] as string[], describe: 'Packages (comma-separated or repeated), cached in an image layer' })
+          .positional('image', { type: 'string', describe: "Image, e.g. debian:trixie (default: the matrix file's shell: image, else its first cell's)" })
+          .option('cell', { type: 'string', describe: "Enter exactly this cell's environment (its id, as nsmatrix list shows it)" })
+          .option('matrix', { type: 'string', describe: 'Matrix file or its directory (default: nsmatrix.yaml or nsmatrix.yml here)' })
+          .option('packages', { alias: 'p', type: 'string', describe: 'Packages (comma-separated or repeated), cached in an image layer' })
+          .option('source', { choices: ['overlay', 'ro', 'rw'] as const, describe: "/src: overlay (writes vanish), ro, or rw (writes stay, owned by you); default: shell: source, else overlay (--cell: the matrix's source)" })
+          .option('keep', { type: 'string', describe: 'Keep this sandbox under NAME (everything outside /src and your home) and enter it again next time' })
+          .option('list', { type: 'boolean', describe: 'List kept sandboxes and project homes' })
+          .option('rm', { type: 'string', describe: 'Remove the kept sandbox NAME' })
+          .option('rm-home', { type: 'string', describe: "Remove your home of this project, or the home ID (--list) or of project DIR" })
+          .option('root', { type: 'boolean', describe: 'Run as root inside, as cells do (default: as the user behind sudo)' })
           .option('bind', { type: 'string', array: true, default: [] as string[], describe: 'Extra bind HOST:CONTAINER[:ro]' })
-          .option('network', { choices: ['host', 'private'] as const, default: 'host' as const })
+          .option('network', { choices: ['host', 'private'] as const, describe: "host or private (default: the matrix's network, else host)" })
+          .option('boot', { type: 'boolean', describe: '--no-boot: enter a boot: true cell without booting systemd (for an interactive shell)' })
           .option('arch', archOption)
+          .option('max-cells', selectionOptions['max-cells'])
           .option('state-dir', stateDirOption)
-          .example('$0 shell debian:trixie -p gcc,make', 'An interactive shell with gcc and make')
+          .example('$0 shell', "The project's shell: nsmatrix.yaml's shell: section (image, packages, env, setup)")
+          .example('$0 shell -p hello -- hello', 'Run one command with one more package, exit with its status (like nix-shell -p hello --run hello)')
+          .example('$0 shell --cell debian-trixie_cc-clang', "Exactly one cell's environment (ids: nsmatrix list)")
+          .example('$0 shell --source rw --keep work', 'Edit the project at /src as yourself, in a sandbox kept as "work"')
+          .example('$0 shell debian:trixie -p gcc,make', 'An image of your choice with gcc and make')
           .example('$0 shell debian:bookworm --arch arm64 -- uname -m', 'An arm64 container (emulated by qemu-user-static)')
-          .example('$0 shell debian:bookworm -- make check', 'Run one command, exit with its status'),
+          .example('$0 shell --list', 'Kept sandboxes and project homes (nsmatrix shell --rm NAME removes a sandbox)'),
       lazy(async () => {
         const { default: shell } = await import('./commands/shell.js');
-        return (a) =>
-          shell({
-            image: a.image as string,
-            packages: (a.packages as string[]).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean),
+        return (a) => {
+          const list = (value: unknown): string[] => (value === undefined ? [] : Array.isArray(value) ? value.map(String) : [String(value)]);
+          const optional = <T>(key: string, value: T | undefined) => (value === undefined ? {} : { [key]: value });
+          return shell({
+            ...optional('image', a.image as string | undefined),
+            ...optional('cell', a.cell as string | undefined),
+            ...optional('matrix', a.matrix as string | undefined),
+            packages: list(a.packages).flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean),
             bind: a.bind as string[],
             command: ((a['--'] as string[] | undefined) ?? []).map(String),
-            stateDir: a['state-dir'] as string | undefined,
-            network: a.network as 'host' | 'private',
-            ...(a.arch !== undefined ? { arch: a.arch as string } : {}),
+            ...optional('stateDir', a['state-dir'] as string | undefined),
+            ...optional('network', a.network as 'host' | 'private' | undefined),
+            ...optional('arch', a.arch as string | undefined),
+            ...optional('source', a.source as 'overlay' | 'ro' | 'rw' | undefined),
+            ...optional('keep', a.keep as string | undefined),
+            ...optional('rm', a.rm as string | undefined),
+            list: a.list === true,
+            ...optional('rmHome', a['rm-home'] as string | undefined),
+            root: a.root === true,
+            noBoot: a.boot === false,
+            maxCells: a['max-cells'] as number,
           });
+        };
       }),
     )
     .command('images', 'Build, list and remove cached images', (y) =>

@@ -79,6 +79,7 @@ export function crossCheck(data: unknown, map: SourceMap): Diagnostic[] {
     }
   }
 
+  checkShell(data.shell, images, map, report);
   checkReservedEnv(data.env, ['env'], map, report);
   checkExpressionsIn(data, ['continue-on-error'], knownKeys, map, report);
   checkExpressionsInEnv(data.env, ['env'], knownKeys, map, report);
@@ -243,6 +244,23 @@ function checkArchValues(matrix: Raw, include: Raw[], exclude: Raw[], map: Sourc
       const hint = didYouMean(value, ARCH_NAMES) || ` (known: ${ARCH_NAMES.join(', ')})`;
       report(pos, path, `unknown architecture "${value}"${hint}`);
     }
+  }
+}
+
+/** `shell:`: an image the file can name (distro:suite or a key of images:); no cell, so no `${{ matrix.KEY }}`. */
+function checkShell(shell: unknown, images: Raw, map: SourceMap, report: Report): void {
+  if (!isObject(shell)) return;
+  const image = shell.image;
+  // A malformed name is the schema's to report.
+  if (typeof image === 'string' && imageNameProblem(image) === undefined && !image.includes(':') && !isObject(images[image])) {
+    const path = ['shell', 'image'];
+    report(map.valueAt(path), path, `image "${image}" is not defined under images:${didYouMean(image, Object.keys(images))} (or use distro:suite)`);
+  }
+  checkReservedEnv(shell.env, ['shell', 'env'], map, report);
+  if (!isObject(shell.env)) return;
+  for (const [name, value] of Object.entries(shell.env)) {
+    const path = ['shell', 'env', name];
+    if (typeof value === 'string' && value.includes('${{')) report(map.valueAt(path), path, 'the shell is no cell: ${{ matrix.KEY }} cannot be used here');
   }
 }
 

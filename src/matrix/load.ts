@@ -12,7 +12,7 @@ import { diagnoseIssue, formatDiagnostics } from './diagnostics.js';
 import { HARD_COMBINATION_LIMIT, planCells, productSize } from './expand.js';
 import { fileSchema, type MatrixFile } from './schema.js';
 import { parseYaml, type Diagnostic, type SourceMap } from './source-map.js';
-import type { BindSpec, CacheSpec, ImageSpec, MatrixModel, MatrixValue, SourcePosition, StepSpec } from './types.js';
+import type { BindSpec, CacheSpec, ImageSpec, MatrixModel, MatrixValue, ShellSpec, SourcePosition, StepSpec } from './types.js';
 
 export const DEFAULT_MATRIX_FILES = ['nsmatrix.yaml', 'nsmatrix.yml'] as const;
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
@@ -138,7 +138,16 @@ function toModel(raw: MatrixFile, file: string, map: SourceMap): MatrixModel {
   if (raw['max-parallel'] !== undefined) model.maxParallel = raw['max-parallel'];
   if (raw.cache !== undefined && raw.cache.length > 0) model.cache = raw.cache.map(toCacheSpec);
   if (raw['cache-packages'] !== undefined) model.cachePackages = raw['cache-packages'];
+  if (raw.shell !== undefined) model.shell = toShellSpec(raw.shell, stringEnv);
   return model;
+}
+
+function toShellSpec(raw: NonNullable<MatrixFile['shell']>, stringEnv: (env: Record<string, MatrixValue> | undefined) => Record<string, string>): ShellSpec {
+  const spec: ShellSpec = { packages: raw.packages ?? [], env: stringEnv(raw.env) };
+  if (raw.image !== undefined) spec.image = raw.image;
+  if (raw.setup !== undefined) spec.setup = raw.setup;
+  if (raw.source !== undefined) spec.source = raw.source;
+  return spec;
 }
 
 function toCacheSpec(raw: NonNullable<MatrixFile['cache']>[number]): CacheSpec {

@@ -226,6 +226,18 @@ export const stepSchema = z.strictObject({
   cache: cacheListSchema.optional(),
 });
 
+/**
+ * `shell:`: the project's own environment for `nsmatrix shell` (no cell: no `${{ matrix.* }}` here). Packages are
+ * added to the matrix's, and with `setup` baked into a cached layer like any image's.
+ */
+export const shellSchema = z.strictObject({
+  image: imageNameSchema.optional(),
+  packages: z.array(packageSchema).optional(),
+  env: envSchema.optional(),
+  setup: z.string().optional(),
+  source: z.enum(['overlay', 'ro', 'rw']).optional(),
+});
+
 export const fileSchema = z.strictObject({
   name: z.string().min(1).max(200).optional(),
   matrix: matrixSchema,
@@ -246,6 +258,7 @@ export const fileSchema = z.strictObject({
   nspawn: z.array(z.string().regex(/^-/, { error: 'expected a systemd-nspawn option starting with "-"' })).optional(),
   cache: cacheListSchema.optional(),
   'cache-packages': z.boolean().optional(),
+  shell: shellSchema.optional(),
   steps: z.array(stepSchema).min(1, { error: 'at least one step is needed' }),
 });
 
@@ -257,6 +270,7 @@ export function knownKeysAt(path: readonly (string | number)[]): string[] | unde
   if (path[0] === 'steps' && path.length === 2) return Object.keys(stepSchema.shape);
   if (path[0] === 'steps' && path.length === 4 && path[2] === 'results') return Object.keys(resultSpecSchema.shape);
   if (path[0] === 'images' && path.length === 2) return Object.keys(imageSpecSchema.shape);
+  if (path[0] === 'shell' && path.length === 1) return Object.keys(shellSchema.shape);
   if (path[0] === 'images' && path.length === 3 && path[2] === 'pull') return Object.keys(pullSchema.shape);
   return undefined;
 }

@@ -47,6 +47,19 @@ export interface CacheSpec {
   key?: string;
 }
 
+/** `shell:`: what `nsmatrix shell` (no image, no --cell) enters. */
+export interface ShellSpec {
+  /** Default: the first cell's image. */
+  image?: string;
+  /** Added to the matrix's packages (and the image's), in the shell's cached layer. */
+  packages: string[];
+  env: Record<string, string>;
+  /** Run after the matrix's and the image's setup, baked into the shell's cached layer. */
+  setup?: string;
+  /** How /src shows the project (default overlay); `--source` overrides. */
+  source?: SourceMode;
+}
+
 export interface StepSpec {
   name: string;
   /** Shell script; may contain `${{ matrix.KEY }}` (interpolated per cell). */
@@ -116,6 +129,8 @@ export interface MatrixModel {
   cache?: CacheSpec[];
   /** `cache-packages:` (absent: true): share the package manager's download cache across cells and runs. */
   cachePackages?: boolean;
+  /** `shell:` (absent: none; `nsmatrix shell` then enters the first cell's image). */
+  shell?: ShellSpec;
   steps: StepSpec[];
 }
 

@@ -27,7 +27,8 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-const base = { image: 'debian:bookworm', packages: [] as string[], bind: [`${exchange}:/exchange`], stateDir, network: 'host' as const };
+// As root inside (as a cell): under sudo, SUDO_UID would make the shell run as that user, who cannot write /exchange.
+const base = { image: 'debian:bookworm', packages: [] as string[], bind: [`${exchange}:/exchange`], stateDir, network: 'host' as const, root: true };
 
 describe('nsmatrix shell', () => {
   it('runs a command in /src over the current directory and returns its exit status', async () => {
