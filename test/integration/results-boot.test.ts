@@ -76,4 +76,38 @@ describe('boot mode', () => {
     const ours = (line: string) => line.includes(machine) || line.includes(out) || line.includes('sleep 6203');
     expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
   }, 600_000);
+
+  it('a timed-out step that keeps its output open from another unit: the container is stopped after the grace, its results reported missing', () => {
+    const dir = join(work, 'escape');
+    mkdirSync(dir);
+    const file = join(dir, 'nsmatrix.yaml');
+    writeFileSync(
+      file,
+      [
+        'matrix:',
+        '  image: [debian:bookworm]',
+        'boot: true',
+        'steps:',
+        '  - name: escape',
+        '    timeout: 3s',
+        '    run: |',
+        "      printf '1..1\\nok 1 - escape\\n' > /tmp/escape.tap",
+        // A service of its own holds the step's stdout: killing the step's unit does not end its output.
+        '      systemd-run --quiet --pipe --unit=nsm-escapee sleep 6301 &',
+        '      sleep 6302',
+        '    results: [{ format: tap, path: /tmp/escape.tap }]',
+      ].join('\n') + '\n',
+    );
+    const out = join(dir, 'out');
+    const r = runCli(['run', file, '--state-dir', stateDir, '-o', out, '-r', 'json'], { timeoutMs: 600_000 });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(1);
+    const boot = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
+    const escape = boot.cells[0]!.steps[0]!;
+    expect(escape.outcome).toBe('timed-out');
+    expect(escape.attempts[0]!.results!.warnings).toEqual([expect.stringMatching(/^result files missing: the container is gone/)]);
+    expect(readFileSync(join(out, escape.attempts[0]!.logPath), 'utf8')).toMatch(/did not end within 30000 ms of its stop: container stopped/);
+    const left = leftovers([out]);
+    const ours = (line: string) => line.includes(boot.cells[0]!.machine!) || /sleep 630[12]/.test(line);
+    expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
+  }, 600_000);
 });
