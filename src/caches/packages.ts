@@ -182,37 +182,46 @@ export interface PackageCacheMount {
   target: string;
 }
 
-/**
- * Prepares the overlay of the image's pool for one container (cell or image build): the pool (created if missing)
- * and an empty upper directory `<workDir>/upper` (workDir: a new directory in the caller's scratch space). Undefined when the image's OS or architecture is
- * unknown: then nothing is shared.
- */
-export async function preparePackageCache(stateDir: string, imageRoot: string, workDir: string): Promise<PackageCacheMount | undefined> {
+/** Which pool an image root uses (`<state>/caches/packages/<name>`), the caches directories made; undefined: none. */
+async function poolOf(stateDir: string, imageRoot: string): Promise<{ family: PackageFamily; dir: string } | undefined> {
   const pool = await packagePoolName(imageRoot);
   // Only apt's pool is verified on harvest; the other families' would have to trust files a container wrote.
   if (pool?.family !== 'apt') return undefined;
   await ensureCachesDirs(stateDir);
-  const poolDir = join(packagePoolsDir(stateDir), pool.name);
-  await mkdir(poolDir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+  return { family: pool.family, dir: join(packagePoolsDir(stateDir), pool.name) };
+}
+
+/** The pool directory (made again if `cache rm` removed it) and a fresh upper directory in `workDir`. */
+async function mountPool(pool: { family: PackageFamily; dir: string }, workDir: string): Promise<PackageCacheMount> {
+  await mkdir(pool.dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'EEXIST') throw error;
   });
-  if (!(await lstat(poolDir)).isDirectory()) throw new Error(`${poolDir} is not a directory`);
+  if (!(await lstat(pool.dir)).isDirectory()) throw new Error(`${pool.dir} is not a directory`);
   // In a directory of its own: nspawn makes the overlay's work directory next to the upper one.
   const upper = join(workDir, 'upper');
   await mkdir(upper, { recursive: true, mode: 0o700 });
-  const target = PACKAGE_CACHE_TARGETS[pool.family];
-  return { family: pool.family, pool: poolDir, upper, target };
+  return { family: pool.family, pool: pool.dir, upper, target: PACKAGE_CACHE_TARGETS[pool.family] };
 }
 
 /**
  * The package pools of `stateDir` as the images stage and the scheduler use them (images/types.ts): per container,
  * the pool shown at the family's download directory over an upper directory of its own, harvested afterwards.
+ * Which pool an image root uses is worked out once per root (the cells of a run share a few images).
  */
 export function packagePool(stateDir: string): PackagePool {
+  const pools = new Map<string, Promise<{ family: PackageFamily; dir: string } | undefined>>();
   return {
     async open(imageRoot: string, workDir: string): Promise<PackagePoolLease | undefined> {
-      const mount = await preparePackageCache(stateDir, imageRoot, workDir);
-      if (!mount) return undefined;
+      let pool = pools.get(imageRoot);
+      if (!pool) {
+        pool = poolOf(stateDir, imageRoot);
+        pools.set(imageRoot, pool);
+        // A failure is not remembered: the next container tries again.
+        pool.catch(() => pools.delete(imageRoot));
+      }
+      const found = await pool;
+      if (!found) return undefined;
+      const mount = await mountPool(found, workDir);
       return {
         name: basename(mount.pool),
         mount: { type: 'overlay', lower: mount.pool, upper: mount.upper, container: mount.target },

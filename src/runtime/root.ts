@@ -24,7 +24,8 @@ export async function prepareCellRoot(strategy: EphemeralStrategy, imageRoot: st
     case 'overlay': {
       const rootUpperDir = join(scratch, 'root-upper');
       await mkdir(rootUpperDir, { recursive: true });
-      return { root: imageRoot, rootUpperDir, release: () => rm(rootUpperDir, { recursive: true, force: true }) };
+      // Inside the container's scratch directory, removed with it: a walk of its own would only add a second one.
+      return { root: imageRoot, rootUpperDir, release: async () => undefined };
     }
     case 'volatile':
       return { root: imageRoot, release: async () => undefined };
