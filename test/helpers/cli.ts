@@ -77,7 +77,38 @@ export function leftovers(paths: string[] = []): { mounts: string[]; processes: 
   const processes = ps.filter((l) => /systemd-nspawn/.test(l) && (paths.length === 0 || paths.some((p) => mentionsPath(l, p))));
   const cgroups: string[] = [];
   for (const root of ['/sys/fs/cgroup/unified/nsmatrix', '/sys/fs/cgroup/systemd/nsmatrix', '/sys/fs/cgroup/nsmatrix']) {
-    if (existsSync(root)) for (const entry of readdirSync(root, { withFileTypes: true })) if (entry.isDirectory()) cgroups.push(join(root, entry.name));
+    if (!existsSync(root)) continue;
+    for (const entry of readdirSync(root, { withFileTypes: true })) {
+      if (entry.isDirectory() && !isOthersContainer(join(root, entry.name), paths)) cgroups.push(join(root, entry.name));
+    }
   }
   return { mounts, processes, cgroups };
+}
+
+/**
+ * On a host shared with other people's runs (NSMATRIX_TEST_SHARED_HOST=1, never in CI), a container cgroup that
+ * holds processes none of which names the given paths (a run's systemd-nspawn, in its cgroup, names the state and
+ * output dirs) is theirs. Otherwise every cgroup counts: a payload that outlived its nspawn names no path either.
+ */
+function isOthersContainer(dir: string, paths: string[]): boolean {
+  if (process.env.NSMATRIX_TEST_SHARED_HOST !== '1' || paths.length === 0) return false;
+  const pids = cgroupTreePids(dir);
+  if (pids.length === 0) return false;
+  return !pids.some((pid) => {
+    try {
+      return paths.some((p) => mentionsPath(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '), p));
+    } catch {
+      return false;
+    }
+  });
+}
+
+function cgroupTreePids(dir: string): string[] {
+  try {
+    const own = readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    const below = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => cgroupTreePids(join(dir, e.name)));
+    return [...own, ...below];
+  } catch {
+    return [];
+  }
 }
