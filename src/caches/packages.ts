@@ -19,7 +19,7 @@
  * plant a package for every later cell; a pool only the host writes, with hashes the host checked, does not.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createReadStream, type Stats } from 'node:fs';
+import { constants, createReadStream, rmSync, type Stats } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { basename, dirname, join } from 'node:path';
@@ -360,5 +360,6 @@ export async function gcPackageStaging(stateDir: string): Promise<string[]> {
 
 /** Removes a container's upper directory and nspawn's overlay work directory next to it, without following links. */
 export async function removeUpper(mount: PackageCacheMount): Promise<void> {
-  await rm(dirname(mount.upper), { recursive: true, force: true });
+  // Synchronous: usually an empty upper and nspawn's work directory, each entry a thread-pool round trip otherwise.
+  rmSync(dirname(mount.upper), { recursive: true, force: true });
 }

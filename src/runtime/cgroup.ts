@@ -3,11 +3,13 @@
  * the caller's cgroup: concurrent boots then hang now and then, and a killed nspawn can leave the payload running.
  * With it, whatever survives nspawn is found in the cgroup and killed, and the cgroup removed.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rmdir, stat, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostInfo } from './types.js';
 
+// The per-container calls below are synchronous: a handful of tiny cgroupfs operations per step, each of which
+// would otherwise take two trips through libuv's thread pool (measurable per cell on a loaded host).
 export const CGROUP_ROOT = '/sys/fs/cgroup';
 export const CGROUP_GROUP = 'nsmatrix';
 
@@ -32,18 +34,18 @@ export interface ContainerCgroup {
   destroy(): Promise<void>;
 }
 
-async function readPids(dir: string): Promise<number[]> {
+function readPids(dir: string): number[] {
   try {
-    const text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
+    const text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
     return text.split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }
 }
 
-async function subdirs(dir: string): Promise<string[]> {
+function subdirs(dir: string): string[] {
   try {
-    const entries = await readdir(dir, { withFileTypes: true });
+    const entries = readdirSync(dir, { withFileTypes: true });
     return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
   } catch {
     return [];
@@ -52,15 +54,19 @@ async function subdirs(dir: string): Promise<string[]> {
 
 /** Every pid in a cgroup and its descendants (nspawn makes `payload`/`supervisor` children below it). */
 export async function cgroupPids(dir: string): Promise<number[]> {
-  const pids = await readPids(dir);
-  for (const child of await subdirs(dir)) pids.push(...(await cgroupPids(child)));
+  return cgroupPidsSync(dir);
+}
+
+function cgroupPidsSync(dir: string): number[] {
+  const pids = readPids(dir);
+  for (const child of subdirs(dir)) pids.push(...cgroupPidsSync(child));
   return pids;
 }
 
-async function removeTree(dir: string): Promise<void> {
-  for (const child of await subdirs(dir)) await removeTree(child);
+function removeTree(dir: string): void {
+  for (const child of subdirs(dir)) removeTree(child);
   try {
-    await rmdir(dir);
+    rmdirSync(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
@@ -73,7 +79,7 @@ export async function killCgroup(dir: string): Promise<void> {
   if (!existsSync(dir)) return;
   const killFile = join(dir, 'cgroup.kill');
   for (let round = 0; round < 100; round++) {
-    const pids = await cgroupPids(dir);
+    const pids = cgroupPidsSync(dir);
     if (pids.length === 0) return;
     if (existsSync(killFile)) {
       await writeFile(killFile, '1').catch(() => undefined);
@@ -94,7 +100,7 @@ export async function destroyCgroupDir(dir: string): Promise<void> {
   await killCgroup(dir);
   for (let attempt = 0; ; attempt++) {
     try {
-      await removeTree(dir);
+      removeTree(dir);
       return;
     } catch (error) {
       // EBUSY while the last killed processes are still being reaped.
@@ -111,7 +117,7 @@ export async function createContainerCgroup(host: HostInfo, machine: string, roo
   for (const hierarchy of cgroupHierarchies(host.cgroupLayout, root)) {
     if (!existsSync(join(hierarchy, 'cgroup.procs'))) continue;
     const dir = join(hierarchy, CGROUP_GROUP, machine);
-    await mkdir(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     paths.push(dir);
   }
   if (paths.length === 0) return null;
@@ -135,11 +141,11 @@ export const CGROUP_GC_MIN_AGE_MS = 60_000;
 export async function gcCgroups(host: HostInfo, root = CGROUP_ROOT, minAgeMs = CGROUP_GC_MIN_AGE_MS): Promise<string[]> {
   const removed: string[] = [];
   for (const hierarchy of cgroupHierarchies(host.cgroupLayout, root)) {
-    for (const dir of await subdirs(join(hierarchy, CGROUP_GROUP))) {
+    for (const dir of subdirs(join(hierarchy, CGROUP_GROUP))) {
       const age = await stat(dir).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age < minAgeMs || (await cgroupPids(dir)).length > 0) continue;
+      if (age < minAgeMs || cgroupPidsSync(dir).length > 0) continue;
       try {
-        await removeTree(dir);
+        removeTree(dir);
         removed.push(dir);
       } catch {
         // raced with a live run creating it: leave it

@@ -4,7 +4,7 @@
  * `resources` while alive and removed by `close()` (idempotent).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InfraError } from '../errors.js';
@@ -98,7 +98,8 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
   const binds = opts.stateDir && opts.outputDir ? validateBinds(opts.binds, { stateDir: opts.stateDir, outputDir: opts.outputDir }) : opts.binds;
 
   const scratch = join(opts.scratchDir, machine);
-  const scratchEntry = resources.add(`container scratch ${scratch}`, () => rm(scratch, { recursive: true, force: true }));
+  // Synchronous: a few small directories whose asynchronous removal costs a thread-pool round trip per entry.
+  const scratchEntry = resources.add(`container scratch ${scratch}`, async () => rmSync(scratch, { recursive: true, force: true }));
   const sourceUpperDir = opts.uppers?.source ?? join(scratch, 'src');
   const artifactsDir = join(opts.cellOutputDir, 'artifacts');
   const journalDir = opts.boot ? join(opts.cellOutputDir, 'journal') : undefined;
