@@ -77,14 +77,17 @@ const PERL_DROP = [
 
 /**
  * The script the container runs (`/bin/sh -e`, as the container's root): `command` (or the interactive shell) as
- * `user`, HOME at the user's home, seeded from /etc/skel the first time. For root, only HOME and the seeding.
+ * `user`, HOME at the user's home, seeded from /etc/skel the first time. For root, only HOME and the seeding. Shell
+ * builtins only up to the one exec that switches user: every process started here is start-up time.
  */
 export function userScript(user: ShellUser, command: string[]): string {
   const argv = command.length > 0 ? command : INTERACTIVE;
   const lines = [
     `home=${shellQuote(user.home)}`,
     // A home nothing has been written to yet gets the image's skeleton (.bashrc, .profile).
-    'if [ -d /etc/skel ] && [ -z "$(ls -A "$home" 2>/dev/null)" ]; then cp -a /etc/skel/. "$home"/ 2>/dev/null || true; fresh=1; fi',
+    'empty=1',
+    'for f in "$home"/* "$home"/.[!.]* "$home"/..?*; do if [ -e "$f" ] || [ -L "$f" ]; then empty=; break; fi; done',
+    'if [ -n "$empty" ] && [ -d /etc/skel ]; then cp -a /etc/skel/. "$home"/ 2>/dev/null || true; fresh=1; fi',
     `set -- ${argv.map(shellQuote).join(' ')}`,
   ];
   if (user.uid === 0) return [...lines, 'export HOME="$home"', 'exec "$@"', ''].join('\n');
@@ -92,18 +95,22 @@ export function userScript(user: ShellUser, command: string[]): string {
     ...lines,
     `u=${user.uid} g=${user.gid} name=${shellQuote(user.name)}`,
     'if [ -n "${fresh:-}" ]; then chown -R "$u:$g" "$home" 2>/dev/null || true; fi',
-    // The uid and gid as the container knows them: added when missing, under another name when taken.
-    'if ! grep -q "^[^:]*:[^:]*:$g:" /etc/group 2>/dev/null; then',
-    '  gname=$name; if grep -q "^$gname:" /etc/group 2>/dev/null; then gname=nsmatrix-$g; fi',
-    '  echo "$gname:x:$g:" >> /etc/group || true',
-    'fi',
-    'if ! grep -q "^[^:]*:[^:]*:$u:" /etc/passwd 2>/dev/null; then',
-    '  n=$name; if grep -q "^$n:" /etc/passwd 2>/dev/null; then n=nsmatrix-$u; fi',
+    // The uid and gid as the container knows them: added when missing, under another name when the name is taken.
+    'found= taken=',
+    'if [ -r /etc/group ]; then while IFS=: read -r gn _ gg _; do',
+    '  if [ "$gg" = "$g" ]; then found=1; break; fi; if [ "$gn" = "$name" ]; then taken=1; fi',
+    'done < /etc/group; fi',
+    'if [ -z "$found" ]; then gname=$name; if [ -n "$taken" ]; then gname=nsmatrix-$g; fi; echo "$gname:x:$g:" >> /etc/group || true; fi',
+    'n= taken=',
+    'if [ -r /etc/passwd ]; then while IFS=: read -r pn _ pu _; do',
+    '  if [ "$pu" = "$u" ]; then n=$pn; break; fi; if [ "$pn" = "$name" ]; then taken=1; fi',
+    'done < /etc/passwd; fi',
+    'if [ -z "$n" ]; then',
+    '  n=$name; if [ -n "$taken" ]; then n=nsmatrix-$u; fi',
     '  login=/bin/sh; if [ -x /bin/bash ]; then login=/bin/bash; fi',
     '  echo "$n:x:$u:$g:nsmatrix shell:$home:$login" >> /etc/passwd || true',
     'fi',
-    'n=$(grep "^[^:]*:[^:]*:$u:" /etc/passwd 2>/dev/null | head -n 1 | cut -d: -f1) || true',
-    'export HOME="$home" USER="${n:-$name}" LOGNAME="${n:-$name}"',
+    'export HOME="$home" USER="$n" LOGNAME="$n"',
     'if command -v setpriv >/dev/null 2>&1; then exec setpriv --reuid="$u" --regid="$g" --clear-groups -- "$@"; fi',
     `if command -v perl >/dev/null 2>&1; then exec perl -e ${shellQuote(PERL_DROP)} "$u" "$g" "$@"; fi`,
     'echo "nsmatrix: this image has neither setpriv nor perl to run commands as uid $u: use --root" >&2',
