@@ -160,6 +160,7 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     for (const reporter of reporters) if (reporter.reporter.onEvent) events.on((e) => reporter.reporter.onEvent!(e));
 
     const positions = new Map(all.map((cell, index) => [cell.id, index]));
+    let rerunCtx: RerunContext | undefined;
     // One switch for cells and image builds alike: `cache-packages: false` keeps both off the shared pool.
     const pool = model.cachePackages === false ? undefined : packagePool(stateDir);
     const strategy = args['ephemeral-strategy'] === 'auto' ? undefined : args['ephemeral-strategy'];
@@ -172,7 +173,8 @@ export default async function run(argv: Record<string, unknown>): Promise<number
       stateDir,
       ...(pool ? { packagePool: pool } : {}),
       fileArg: args.file ?? (relative(process.cwd(), file) || file),
-      rerun: (cell) => rerunCommand(rerunContext(args, file, outputDir, stateDir), cell),
+      // Worked out once: it looks nsmatrix up on PATH.
+      rerun: (cell) => rerunCommand((rerunCtx ??= rerunContext(args, file, outputDir, stateDir)), cell),
       jobs: shellOnFailure ? 1 : (args.jobs ?? availableParallelism()),
       failFast: args['fail-fast'] ?? model.failFast,
       ...(strategy ? { strategy } : {}),
