@@ -169,7 +169,9 @@ export interface KeptSandbox {
   /** Upper layers: of the root, and of an overlay /src. */
   rootUpper: string;
   sourceUpper: string;
-  /** Refuses (one-line usage error) an image or project other than the sandbox's; records the use. */
+  /** Refuses (one-line usage error) another project or image name than the sandbox's: before any image is built. */
+  check(imageName: string, project: string): void;
+  /** Refuses another project or image (key) than the sandbox's; creates a new sandbox; records the use. */
   enter(image: { name: string; key: string; madeFrom: string }, project: string, sourceOwner: Ownership): Promise<void>;
   release(): Promise<void>;
 }
@@ -190,10 +192,16 @@ export async function openSandbox(stateDir: string, name: string): Promise<KeptS
     meta,
     rootUpper: join(dir, 'root'),
     sourceUpper: join(dir, 'src'),
-    async enter(image, project, sourceOwner) {
+    check(imageName, project) {
       if (meta && meta.project !== project) {
         throw new UsageError(`nsmatrix: --keep ${name}: this sandbox belongs to ${meta.project}, not to ${project} (its /src changes are that project's): enter it from there, or choose another name`);
       }
+      if (meta && meta.image !== imageName) {
+        throw new UsageError(`nsmatrix: --keep ${name}: this sandbox was made over ${meta.image}, not ${imageName}: enter it with the options it was made with, or remove it with nsmatrix shell --rm ${name}`);
+      }
+    },
+    async enter(image, project, sourceOwner) {
+      sandbox.check(image.name, project);
       if (meta && meta.imageKey !== image.key) {
         throw new UsageError(
           `nsmatrix: --keep ${name}: this sandbox was made over image ${meta.imageKey} (${meta.image}), this shell's image is ${image.key} (${image.name}): enter it with the options it was made with, or remove it with nsmatrix shell --rm ${name}`,

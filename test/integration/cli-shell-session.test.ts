@@ -105,6 +105,16 @@ describe('nsmatrix shell in a pseudo-terminal', () => {
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(fresh.stdout).toBe('noted\nfresh\n');
 
+    // A kept sandbox is entered only over its image and from its project: one line, exit 2, before anything is built.
+    const otherImage = runCli(['shell', 'debian:sid', '--keep', SANDBOX, '--state-dir', stateDir, '--', 'true'], { cwd: dir, env: USER });
+    expect(otherImage.code, otherImage.stderr).toBe(2);
+    expect(otherImage.stderr).toBe(`nsmatrix: --keep ${SANDBOX}: this sandbox was made over debian:bookworm, not debian:sid: enter it with the options it was made with, or remove it with nsmatrix shell --rm ${SANDBOX}\n`);
+    const elsewhere = join(work, 'elsewhere');
+    mkdirSync(elsewhere);
+    const otherProject = runCli(['shell', 'debian:bookworm', '--keep', SANDBOX, '--state-dir', stateDir, '--', 'true'], { cwd: elsewhere, env: USER });
+    expect(otherProject.code, otherProject.stderr).toBe(2);
+    expect(otherProject.stderr).toMatch(/^nsmatrix: --keep kept-one: this sandbox belongs to .*\/project, not to .*\/elsewhere .*\n$/);
+
     // 4. gc lists the kept sandbox and leaves it; --list shows it; --rm removes it.
     const gc = runCli(['gc', '--state-dir', stateDir]);
     expect(gc.code, gc.stderr).toBe(0);

@@ -186,7 +186,10 @@ export default async function shell(args: ShellArgs): Promise<number> {
   try {
     // Private (0700) before any container can leave a setuid binary in the run scratch.
     securePrivateState(stateDir, stateLabel);
-    if (args.keep !== undefined) sandbox = await openSandbox(stateDir, args.keep);
+    if (args.keep !== undefined) {
+      sandbox = await openSandbox(stateDir, args.keep);
+      sandbox.check(plan.request.name, plan.sourceDir);
+    }
     // Layers are built through the shared package download cache, like run's (unless the matrix says cache-packages: false).
     const pool = plan.noPackagePool ? {} : { packagePool: packagePool(stateDir) };
     const image = await provisionImage(plan.request, { stateDir, signal: controller.signal, onProgress: (line) => process.stderr.write(`${line}\n`), ...pool });
