@@ -4,7 +4,7 @@
  * the user behind sudo (root without sudo, and says so), and every usage error is one line, exit 2.
  * The interactive session (a pseudo-terminal, kept sandboxes, gc): cli-shell-session.test.ts.
  */
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
@@ -98,6 +98,25 @@ describe('nsmatrix shell in a project', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('x\n');
     expect(existsSync(join(dir, 'scratch'))).toBe(false);
+  }, 300_000);
+});
+
+describe('what shells keep is hostile data', () => {
+  it('links planted in a kept sandbox and a home are never followed: --rm and --rm-home remove the links, not their targets', () => {
+    const dir = project('hostile-keep', MATRIX);
+    const victim = join(work, 'victim');
+    mkdirSync(victim);
+    writeFileSync(join(victim, 'precious'), 'keep me\n');
+    const plant = `ln -s ${victim} ~/to-victim; ln -s ${victim} /var/tmp/to-victim; ln -s / ~/to-root; mkdir -p /var/tmp/d && ln -s ${victim}/precious /var/tmp/d/file`;
+    const r = runCli(['shell', '--keep', 'hostile', '--state-dir', stateDir, '--', 'sh', '-c', plant], { cwd: dir, env: AS_ROOT });
+    expect(r.code, r.stderr).toBe(0);
+    const list = runCli(['shell', '--list', '--state-dir', stateDir], { cwd: dir });
+    expect(list.code, list.stderr).toBe(0);
+    expect(runCli(['gc', '--state-dir', stateDir]).stdout).toMatch(/^kept sandbox hostile /m);
+    expect(runCli(['shell', '--rm', 'hostile', '--state-dir', stateDir], { cwd: dir }).code).toBe(0);
+    expect(runCli(['shell', '--rm-home', '--state-dir', stateDir], { cwd: dir, env: AS_ROOT }).stdout).toMatch(/^removed home [0-9a-f]{24} \(.*hostile-keep, uid 0\)\n$/);
+    expect(readFileSync(join(victim, 'precious'), 'utf8')).toBe('keep me\n');
+    expect(existsSync('/etc/hostname') || existsSync('/etc/os-release')).toBe(true);
   }, 300_000);
 });
 
