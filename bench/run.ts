@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every benchmark in one run, so nsmatrix and the raw tools it is compared against are measured on
- * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results,arch,caches
+ * the same machine at the same time. Medians throughout. NSMATRIX_BENCH=startup,scheduler,run,runtime,images,results,arch,caches,shell
  * picks a subset; images are built into a fresh state directory (the cold path is part of what is measured), or
  * into NSMATRIX_BENCH_STATE_DIR when set (kept: repeated measurements of warm paths skip the base build).
  */
