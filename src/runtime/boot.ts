@@ -227,10 +227,11 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
       }
       clearTimeout(timer);
       if (onAbort) request.signal?.removeEventListener('abort', onAbort);
-      if (timedOut && !stopped) {
-        // The agent kills the step's unit (its whole cgroup): the container stays up for the step's result files.
-        // A step that does not end within STEP_STOP_MS (a hostile one left its cgroup) stops the container.
-        log.note(`timed out after ${request.timeoutMs} ms: step stopped`);
+      if ((timedOut || aborted) && !stopped) {
+        // The agent kills the step's unit (its whole cgroup): the container stays up for the step's result files
+        // (a cancelled step's too, as in exec mode). A step that does not end within STEP_STOP_MS (its output held
+        // open from outside its unit) stops the container.
+        log.note(`${timedOut ? `timed out after ${request.timeoutMs} ms` : 'aborted'}: step stopped`);
         const ended = await agent.input
           .write(`${AGENT_STOP} ${unit}\n`)
           .then(() => Promise.race([done.then(() => true), sleep(STEP_STOP_MS).then(() => false)]))
@@ -239,10 +240,6 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
           log.note(`the step did not end within ${STEP_STOP_MS} ms of its stop: container stopped`);
           await container.stop(KILL_GRACE_MS);
         }
-      } else if (aborted) {
-        // The unit keeps running without the agent's attention: stopping the container is what stops the step.
-        log.note('aborted: container stopped');
-        await container.stop(KILL_GRACE_MS);
       }
       waiters.delete(`done ${token}`);
       for (const pipe of pipes) pipe.release();

@@ -21,17 +21,32 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const brief = (tests: TestRecord[]) => tests.map((t) => `${t.name}: ${t.outcome}`);
 
+/** Nothing of the run's cells (mounts, processes, cgroups) is left, nor a process matching `marker`. */
+function expectNothingLeft(out: string, run: RunResult, marker: RegExp): void {
+  const left = leftovers([out]);
+  const ours = (line: string) => run.cells.some((c) => line.includes(c.machine!)) || line.includes(out) || marker.test(line);
+  expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
+}
+
+/** Runs the matrix `lines` (boot: true, debian:bookworm) from work/NAME with the JSON reporter and `extra` ones. */
+function runBootMatrix(name: string, lines: string[], code: number, extra: string[] = []): { out: string; run: RunResult } {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'nsmatrix.yaml');
+  writeFileSync(file, ['matrix:', '  image: [debian:bookworm]', ...lines].join('\n') + '\n');
+  const out = join(dir, 'out');
+  const r = runCli(['run', file, '--state-dir', stateDir, '-o', out, '-r', 'json', ...extra.flatMap((x) => ['-r', x])], { timeoutMs: 600_000 });
+  expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(code);
+  return { out, run: JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult };
+}
+
 describe('boot mode', () => {
   it('gathers through the in-container agent; a step that timed out still has its results, and the cell goes on', () => {
-    const dir = join(work, 'boot');
-    mkdirSync(dir);
-    const file = join(dir, 'nsmatrix.yaml');
     const tap = (name: string, plan = 1) => `      printf '1..${plan}\\nok 1 - ${name}\\n' > /tmp/${name}.tap`;
-    writeFileSync(
-      file,
+    // The timed-out step is continue-on-error: the run passes (exit 0), the timeout stays in the reports.
+    const { out, run: boot } = runBootMatrix(
+      'boot',
       [
-        'matrix:',
-        '  image: [debian:bookworm]',
         'boot: true',
         'steps:',
         '  - name: quick',
@@ -53,13 +68,10 @@ describe('boot mode', () => {
         '      test -f /tmp/hang.tap',
         '      ! grep -qx sleep /proc/[0-9]*/comm',
         '      echo after-ran',
-      ].join('\n') + '\n',
+      ],
+      0,
+      ['junit'],
     );
-    const out = join(dir, 'out');
-    const r = runCli(['run', file, '--state-dir', stateDir, '-o', out, '-r', 'junit', '-r', 'json'], { timeoutMs: 600_000 });
-    // The timed-out step is continue-on-error: the run passes, the timeout stays in the reports.
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const boot = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
     const [quick, hang, after] = boot.cells[0]!.steps;
     expect(brief(quick!.attempts[0]!.results!.tests)).toEqual(['quick: passed']);
     expect(hang!.outcome).toBe('timed-out');
@@ -71,21 +83,49 @@ describe('boot mode', () => {
     const xml = readFileSync(join(out, 'junit.xml'), 'utf8');
     expect(xml).toContain('<testcase classname="nsmatrix.debian-bookworm--hang" name="hang"');
     expect(junitSchemaErrors(join(out, 'junit.xml'))).toBe('');
-    const machine = boot.cells[0]!.machine!;
-    const left = leftovers([out]);
-    const ours = (line: string) => line.includes(machine) || line.includes(out) || line.includes('sleep 6203');
-    expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
+    expectNothingLeft(out, boot, /sleep 6203/);
+  }, 600_000);
+
+  it('fail-fast: the cancelled booted step still has its results gathered', () => {
+    const shared = join(work, 'cancel-shared');
+    mkdirSync(shared);
+    const { out, run } = runBootMatrix(
+      'cancel',
+      [
+        '  role: [fails, cancelled]',
+        'boot: true',
+        'fail-fast: true',
+        'max-parallel: 2',
+        `bind: ["${shared}:/shared"]`,
+        'steps:',
+        '  - name: work',
+        '    timeout: 10m',
+        '    run: |',
+        // The failing cell fails only once the other one is inside its step, whatever the load.
+        '      if [ "$MATRIX_ROLE" = fails ]; then',
+        '        while [ ! -e /shared/started ]; do sleep 0.2; done',
+        '        exit 1',
+        '      fi',
+        "      printf '1..2\\nok 1 - before the cancel\\n' > /tmp/work.tap",
+        '      touch /shared/started',
+        '      sleep 6401',
+        '    results: [{ format: tap, path: /tmp/work.tap }]',
+      ],
+      1,
+    );
+    const cancelled = run.cells.find((c) => c.values.role === 'cancelled')!;
+    expect(cancelled.outcome).toBe('cancelled');
+    const work0 = cancelled.steps[0]!;
+    expect(work0.outcome).toBe('not-run');
+    expect(work0.attempts[0]!.results!.warnings).toEqual(['/tmp/work.tap: plan 1..2 but 1 test points']);
+    expect(brief(work0.attempts[0]!.results!.tests)).toEqual(['before the cancel: passed', 'missing tests: error']);
+    expectNothingLeft(out, run, /sleep 6401/);
   }, 600_000);
 
   it('a timed-out step that keeps its output open from another unit: the container is stopped after the grace, its results reported missing', () => {
-    const dir = join(work, 'escape');
-    mkdirSync(dir);
-    const file = join(dir, 'nsmatrix.yaml');
-    writeFileSync(
-      file,
+    const { out, run: boot } = runBootMatrix(
+      'escape',
       [
-        'matrix:',
-        '  image: [debian:bookworm]',
         'boot: true',
         'steps:',
         '  - name: escape',
@@ -96,18 +136,13 @@ describe('boot mode', () => {
         '      systemd-run --quiet --pipe --unit=nsm-escapee sleep 6301 &',
         '      sleep 6302',
         '    results: [{ format: tap, path: /tmp/escape.tap }]',
-      ].join('\n') + '\n',
+      ],
+      1,
     );
-    const out = join(dir, 'out');
-    const r = runCli(['run', file, '--state-dir', stateDir, '-o', out, '-r', 'json'], { timeoutMs: 600_000 });
-    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(1);
-    const boot = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResult;
     const escape = boot.cells[0]!.steps[0]!;
     expect(escape.outcome).toBe('timed-out');
     expect(escape.attempts[0]!.results!.warnings).toEqual([expect.stringMatching(/^result files missing: the container is gone/)]);
     expect(readFileSync(join(out, escape.attempts[0]!.logPath), 'utf8')).toMatch(/did not end within 30000 ms of its stop: container stopped/);
-    const left = leftovers([out]);
-    const ours = (line: string) => line.includes(boot.cells[0]!.machine!) || /sleep 630[12]/.test(line);
-    expect({ mounts: left.mounts.filter(ours), processes: left.processes.filter(ours), cgroups: left.cgroups.filter(ours) }).toEqual({ mounts: [], processes: [], cgroups: [] });
+    expectNothingLeft(out, boot, /sleep 630[12]/);
   }, 600_000);
 });
