@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostArch } from '../../src/lib/arch.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { requireContainerHost } from '../helpers/host.js';
@@ -36,8 +37,10 @@ function cachedRootfs(): string {
     for (const key of existsSync(images) ? readdirSync(images) : []) {
       const manifest = join(images, key, 'manifest.json');
       if (!existsSync(manifest)) continue;
-      const m = JSON.parse(readFileSync(manifest, 'utf8')) as { name: string; layer: string; root: string };
-      if (m.name === 'debian:bookworm' && m.layer === 'base' && existsSync(m.root)) return m.root;
+      const m = JSON.parse(readFileSync(manifest, 'utf8')) as { name: string; layer: string; root: string; keyInputs?: { arch?: string } };
+      // The host's own architecture: a foreign base (the arch tests build arm64 and i386 ones) would need emulation.
+      const native = (m.keyInputs?.arch ?? hostArch()) === hostArch();
+      if (m.name === 'debian:bookworm' && m.layer === 'base' && native && existsSync(m.root)) return m.root;
     }
     return undefined;
   };
