@@ -36,6 +36,13 @@ export interface NspawnInvocation {
   privateUsers?: boolean;
   /** `--personality=`: the architecture `uname -m` reports inside (x86 for i386 containers on an x86-64 kernel). */
   personality?: 'x86';
+  /**
+   * No mount syscalls inside (`--system-call-filter=~@mount`; nspawn sets up its own mounts before the filter).
+   * Container root keeps CAP_SYS_ADMIN, and binfmt_misc is one filesystem for the whole kernel: mounted inside,
+   * its `register` file lets a step install a handler (F flag: a container binary) that the host's root then runs
+   * for every file it executes that matches.
+   */
+  denyMounts?: boolean;
   /** Options passed through verbatim after nsmatrix's own (the matrix's `nspawn:`), so they win. */
   extra?: string[];
   /** The payload's argv, or (boot) the arguments of the container's init. */
@@ -127,6 +134,7 @@ export function nspawnArgs(inv: NspawnInvocation): string[] {
   if (inv.privateNetwork) args.push('--private-network');
   if (inv.privateUsers) args.push('--private-users=pick');
   if (inv.personality) args.push(`--personality=${inv.personality}`);
+  if (inv.denyMounts) args.push('--system-call-filter=~@mount');
   if ((inv.host.nspawnVersion ?? 0) >= 250) args.push('--suppress-sync=yes');
   args.push(...(inv.extra ?? []), '--', ...inv.command);
   return args;

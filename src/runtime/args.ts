@@ -110,6 +110,8 @@ export function cellInvocation(plan: NspawnPlan): NspawnInvocation {
     privateNetwork: plan.network === 'private',
     privateUsers: plan.privateUsers,
     personality: nspawnPersonality(plan.arch, plan.hostArch),
+    // Steps run as root under a stub init: they need no mounts. A booted systemd does (a limit in SECURITY.md).
+    denyMounts: !plan.boot,
     extra: plan.nspawnExtra,
     command: plan.command,
   };

@@ -48,6 +48,7 @@ describe('buildNspawnArgs', () => {
       '--overlay=/home/u/project:/state/run/1-x/m/src:/src',
       '--bind=/out/cell/artifacts:/artifacts',
       '--bind=/state/run/1-x/m/control:/run/nsmatrix',
+      '--system-call-filter=~@mount',
       '--suppress-sync=yes',
       '--',
       '/usr/bin/perl',
@@ -55,6 +56,11 @@ describe('buildNspawnArgs', () => {
       'a',
       'b',
     ]);
+  });
+
+  it('denies mount syscalls to exec-mode steps (binfmt_misc), not to a booted systemd', () => {
+    expect(buildNspawnArgs(plan())).toContain('--system-call-filter=~@mount');
+    expect(buildNspawnArgs(plan({ boot: true, journalDir: '/out/cell/journal' }))).not.toContain('--system-call-filter=~@mount');
   });
 
   it('does not disable registration when systemd is PID 1', () => {
