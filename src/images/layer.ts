@@ -30,6 +30,8 @@ export function layerNspawnArgv(host: HostInfo, root: string, command: string[],
       rootWrites: 'direct',
       payload: 'pid1',
       pipe: true,
+      // The setup script is the matrix's (a pull request's): as hostile as a step, and it needs no mounts either.
+      denyMounts: 'syscalls',
       env: { DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8' },
       mounts,
       command,

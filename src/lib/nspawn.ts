@@ -37,12 +37,17 @@ export interface NspawnInvocation {
   /** `--personality=`: the architecture `uname -m` reports inside (x86 for i386 containers on an x86-64 kernel). */
   personality?: 'x86';
   /**
-   * No mount syscalls inside (`--system-call-filter=~@mount`; nspawn sets up its own mounts before the filter).
-   * Container root keeps CAP_SYS_ADMIN, and binfmt_misc is one filesystem for the whole kernel: mounted inside,
-   * its `register` file lets a step install a handler (F flag: a container binary) that the host's root then runs
-   * for every file it executes that matches.
+   * How the container is kept from mounting. Container root (without private users) holds CAP_SYS_ADMIN in the
+   * host's user namespace, and binfmt_misc is one filesystem for the whole kernel: mounted inside, its `register`
+   * file lets a step install a handler (F flag: a container binary) that the host's root then runs for every file
+   * it executes that matches, and its `status` file switches the host's handlers off.
+   * - `syscalls`: no mount syscalls at all (`--system-call-filter=~@mount`; nspawn sets up its own mounts before
+   *   the filter). For payloads that need no mounts: steps under a stub init, image builds.
+   * - `capability`: the container has no CAP_SYS_ADMIN (a booted systemd needs mount syscalls, but copes without
+   *   the capability once /run/lock, the one API mount nspawn does not make, is there). Left out when the matrix's
+   *   own `nspawn:` options grant CAP_SYS_ADMIN back, on purpose.
    */
-  denyMounts?: boolean;
+  denyMounts?: 'syscalls' | 'capability';
   /** Options passed through verbatim after nsmatrix's own (the matrix's `nspawn:`), so they win. */
   extra?: string[];
   /** The payload's argv, or (boot) the arguments of the container's init. */
@@ -118,6 +123,17 @@ function rootOptions(writes: NspawnInvocation['rootWrites']): string[] {
 
 const PAYLOAD_OPTIONS: Record<NspawnInvocation['payload'], string[]> = { pid2: ['--as-pid2'], boot: ['--boot'], pid1: [] };
 
+/** What systemd mounts at /run/lock when it may (the same options), made by nspawn for a container that may not. */
+const RUN_LOCK_TMPFS = '/run/lock:mode=1777,size=5242880,nosuid,nodev,noexec';
+
+/** nspawn applies --drop-capability after every --capability, whatever their order: a grant must drop the drop. */
+function grantsSysAdmin(extra: string[]): boolean {
+  return extra.some((option) => {
+    const match = /^--capability=(.*)$/.exec(option);
+    return match !== null && match[1]!.split(',').some((cap) => cap === 'all' || cap === 'CAP_SYS_ADMIN');
+  });
+}
+
 /** The argv after `systemd-nspawn`. Throws UsageError for an environment name nspawn would refuse. */
 export function nspawnArgs(inv: NspawnInvocation): string[] {
   // --link-journal=no: nspawn would otherwise read the host's machine ID (a host without one, like a CI container,
@@ -134,7 +150,8 @@ export function nspawnArgs(inv: NspawnInvocation): string[] {
   if (inv.privateNetwork) args.push('--private-network');
   if (inv.privateUsers) args.push('--private-users=pick');
   if (inv.personality) args.push(`--personality=${inv.personality}`);
-  if (inv.denyMounts) args.push('--system-call-filter=~@mount');
+  if (inv.denyMounts === 'syscalls') args.push('--system-call-filter=~@mount');
+  if (inv.denyMounts === 'capability' && !grantsSysAdmin(inv.extra ?? [])) args.push('--drop-capability=CAP_SYS_ADMIN', `--tmpfs=${RUN_LOCK_TMPFS}`);
   if ((inv.host.nspawnVersion ?? 0) >= 250) args.push('--suppress-sync=yes');
   args.push(...(inv.extra ?? []), '--', ...inv.command);
   return args;

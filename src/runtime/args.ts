@@ -110,8 +110,9 @@ export function cellInvocation(plan: NspawnPlan): NspawnInvocation {
     privateNetwork: plan.network === 'private',
     privateUsers: plan.privateUsers,
     personality: nspawnPersonality(plan.arch, plan.hostArch),
-    // Steps run as root under a stub init: they need no mounts. A booted systemd does (a limit in SECURITY.md).
-    denyMounts: !plan.boot,
+    // Steps under a stub init need no mounts. A booted systemd does, but not CAP_SYS_ADMIN; with private users
+    // that capability is the container's own user namespace's and binfmt_misc is then the container's own.
+    denyMounts: !plan.boot ? 'syscalls' : plan.privateUsers ? undefined : 'capability',
     extra: plan.nspawnExtra,
     command: plan.command,
   };

@@ -101,6 +101,12 @@ describe('top layer argv', () => {
     expect(argv.find((a) => a.startsWith('--machine=nsmatrix-build-'))).toBeDefined();
   });
 
+  it("denies mount syscalls to image builds: the setup script is the matrix's, as hostile as a step (binfmt_misc)", () => {
+    const argv = layerNspawnArgv(host({}), '/r', ['true']);
+    expect(argv).toContain('--system-call-filter=~@mount');
+    expect(argv.indexOf('--system-call-filter=~@mount')).toBeLessThan(argv.indexOf('--'));
+  });
+
   it('mounts the package pool it is given as an overlay before the command, and nothing without one', () => {
     const pool = { type: 'overlay' as const, lower: '/s/caches/packages/apt-debian-bookworm-amd64', upper: '/s/tmp/k.1.ab/pkgcache/upper', container: '/var/cache/apt/archives' };
     const argv = layerNspawnArgv(host({}), '/r', ['true'], [pool]);

@@ -63,6 +63,30 @@ describe('buildNspawnArgs', () => {
     expect(buildNspawnArgs(plan({ boot: true, journalDir: '/out/cell/journal' }))).not.toContain('--system-call-filter=~@mount');
   });
 
+  it('takes CAP_SYS_ADMIN from a booted container and gives its systemd the /run/lock it cannot mount', () => {
+    const args = buildNspawnArgs(plan({ boot: true, journalDir: '/out/cell/journal' }));
+    expect(args).toContain('--drop-capability=CAP_SYS_ADMIN');
+    expect(args).toContain('--tmpfs=/run/lock:mode=1777,size=5242880,nosuid,nodev,noexec');
+    expect(args.indexOf('--drop-capability=CAP_SYS_ADMIN')).toBeLessThan(args.indexOf('--'));
+    expect(buildNspawnArgs(plan())).not.toContain('--drop-capability=CAP_SYS_ADMIN');
+  });
+
+  it('leaves CAP_SYS_ADMIN to a booted container with private users (its own user namespace)', () => {
+    const args = buildNspawnArgs(plan({ boot: true, privateUsers: true, strategy: 'copy', sourceCopyDir: '/state/run/1-x/m/src-copy', journalDir: '/out/cell/journal' }));
+    expect(args).not.toContain('--drop-capability=CAP_SYS_ADMIN');
+    expect(args).not.toContain('--system-call-filter=~@mount');
+  });
+
+  it('keeps CAP_SYS_ADMIN when the matrix grants it through nspawn: (nspawn drops after it grants, in any order)', () => {
+    for (const grant of ['--capability=CAP_SYS_ADMIN', '--capability=CAP_NET_ADMIN,CAP_SYS_ADMIN', '--capability=all']) {
+      const args = buildNspawnArgs(plan({ boot: true, journalDir: '/out/cell/journal', nspawnExtra: [grant] }));
+      expect(args).not.toContain('--drop-capability=CAP_SYS_ADMIN');
+      expect(args).toContain(grant);
+    }
+    const other = buildNspawnArgs(plan({ boot: true, journalDir: '/out/cell/journal', nspawnExtra: ['--capability=CAP_NET_ADMIN'] }));
+    expect(other).toContain('--drop-capability=CAP_SYS_ADMIN');
+  });
+
   it('does not disable registration when systemd is PID 1', () => {
     const args = buildNspawnArgs(plan({ host: host({ systemdIsPid1: true }) }));
     expect(args).not.toContain('--register=no');
