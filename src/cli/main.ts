@@ -136,6 +136,18 @@ const selectionOptions = {
   'max-cells': { type: 'string', defaultDescription: '256', describe: 'Refuse matrices that expand to more cells than this (at most 100000)' },
 } as const;
 
+/**
+ * yargs renders the whole help of a command before running its handler, to have it ready should the handler fail
+ * (about 45 ms for `shell`, more than a container's start). nsmatrix never shows it then: its .fail prints its own
+ * lines and the handlers catch their errors. --help still renders it, when asked. Without this internal hook
+ * (another yargs), the help is rendered as before: only slower.
+ */
+function skipHelpCache(cli: unknown): void {
+  type Usage = { cacheHelpMessage?: () => void };
+  const usage = (cli as { getInternalMethods?: () => { getUsageInstance?: () => Usage } }).getInternalMethods?.().getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
+}
+
 async function main(argv: string[]): Promise<void> {
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     process.stdout.write(`${toolVersion()}\n`);
@@ -457,6 +469,7 @@ async function main(argv: string[]): Promise<void> {
     )
     // yargs answers the completion scripts' queries (--get-yargs-completions) through a hidden command.
     .completion('__complete', false, complete as never);
+  skipHelpCache(cli);
   await cli.parseAsync();
 }
 

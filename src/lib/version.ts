@@ -1,17 +1,25 @@
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 let version: string | undefined;
 
-/** The tool's version from package.json (works from src/ under tsx and from dist/src). */
+/**
+ * The tool's version from package.json: the nearest one named nsmatrix above this module, wherever the module
+ * sits (src/lib under tsx, a chunk of the bundle in dist/src/cli).
+ */
 export function toolVersion(): string {
   if (version) return version;
-  for (const rel of ['../../package.json', '../../../package.json']) {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'nsmatrix' && pkg.version) return (version = pkg.version);
     } catch {
-      // try the next candidate
+      // none here: look further up
     }
+    const up = dirname(dir);
+    if (up === dir) return (version = '0.0.0');
+    dir = up;
   }
-  return (version = '0.0.0');
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * `npm run build`: bundles the CLI with esbuild into dist/src/cli/main.js (the path package.json's bin, the
+ * wrapper scripts/setup-host.sh installs and the tests run). Resolving and compiling some 350 separate modules
+ * (execa, zod, yargs and their dependencies) took node longer than running a trivial container; one bundle
+ * with a chunk per lazily imported command keeps `nsmatrix --version` from loading what `run` needs, and `run`
+ * from resolving hundreds of files. Type checking is `npm run lint`'s (tsc --noEmit): esbuild only strips types.
+ */
+import { build } from 'esbuild';
+import { chmodSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(repo, 'dist', 'src', 'cli');
+const result = await build({
+  absWorkingDir: repo,
+  entryPoints: { main: 'src/cli/main.ts' },
+  outdir,
+  bundle: true,
+  // Each `await import()` of the sources stays a separate chunk, loaded only by the commands that need it.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  // Dependencies written as CommonJS call require(); an ES module has none of its own.
+  banner: { js: "import { createRequire as __nsmatrixRequire } from 'node:module';\nconst require = __nsmatrixRequire(import.meta.url);" },
+  sourcemap: 'linked',
+  legalComments: 'none',
+  logLevel: 'warning',
+  metafile: true,
+});
+chmodSync(join(outdir, 'main.js'), 0o755);
+
+// Then whatever an earlier build left (older chunks, tsc's per-module output): removed after the new files are
+// in place, not before, so that a CLI started from this tree meanwhile still finds the files it loads.
+const written = new Set(Object.keys(result.metafile.outputs).map((file) => resolve(repo, file)));
+for (const entry of readdirSync(join(repo, 'dist'), { recursive: true, withFileTypes: true })) {
+  const path = join(entry.parentPath, entry.name);
+  if (entry.isFile() && !written.has(path)) rmSync(path, { force: true });
+}
+const dirs = readdirSync(join(repo, 'dist'), { recursive: true, withFileTypes: true }).filter((e) => e.isDirectory());
+for (const path of dirs.map((e) => join(e.parentPath, e.name)).sort((a, b) => b.length - a.length)) {
+  if (readdirSync(path).length === 0) rmdirSync(path);
+}
