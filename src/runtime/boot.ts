@@ -10,7 +10,7 @@ import { Socket } from 'node:net';
 import { basename, dirname, join, relative } from 'node:path';
 import { InfraError } from '../errors.js';
 import { KILL_GRACE_MS, start } from '../lib/process.js';
-import { AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_STOP, AGENT_UNIT, exportLines } from './agent.js';
+import { AGENT_CONSOLE, AGENT_INIT_ARGS, AGENT_SCRIPT, AGENT_STOP, AGENT_UNIT, CONSOLE_INIT_ARGS, exportLines } from './agent.js';
 import { isValidEnvName, nspawnEnvironment } from '../lib/nspawn.js';
 import { buildNspawnArgs, type NspawnPlan } from './args.js';
 import type { ContainerCgroup } from './cgroup.js';
@@ -113,14 +113,19 @@ async function placeAgent(ctx: BootContext): Promise<{ input: FileHandle; output
 
 export async function bootContainer(ctx: BootContext): Promise<BootedContainer> {
   const agent = await placeAgent(ctx);
-  const argv = [ctx.plan.host.nspawnPath ?? 'systemd-nspawn', ...buildNspawnArgs({ ...ctx.plan, boot: true, agentUnit: ctx.agentUnitPath, command: AGENT_INIT_ARGS })];
+  // Interactive (a shell): nspawn gives the container's console the user's terminal, where the shell's unit runs.
+  const { interactive } = ctx.plan;
+  const command = interactive ? [...AGENT_INIT_ARGS, ...CONSOLE_INIT_ARGS] : AGENT_INIT_ARGS;
+  const argv = [ctx.plan.host.nspawnPath ?? 'systemd-nspawn', ...buildNspawnArgs({ ...ctx.plan, boot: true, agentUnit: ctx.agentUnitPath, command })];
   const consoleLog = await StepLog.open(ctx.consoleLogPath);
   const nspawn = start(argv, {
     env: nspawnEnvironment(ctx.plan.host, { mode: 'boot', noSeccomp: ctx.noSeccomp }),
     cgroupProcs: ctx.cgroup?.procsFiles,
     label: `booted container ${ctx.plan.machine}`,
+    ...(interactive ? { stdin: 'inherit' as const, stdout: 'inherit' as const } : {}),
     onOutput: (stream, chunk) => void consoleLog.write(stream, chunk),
-    detached: true,
+    // On a terminal nspawn stays in nsmatrix's process group (it reads the terminal); piped, a group of its own.
+    detached: !interactive,
     // Cleanup on a signal shuts the container down cleanly, as stop() does.
     graceMs: SHUTDOWN_GRACE_MS,
   });
@@ -220,7 +225,8 @@ export async function bootContainer(ctx: BootContext): Promise<BootedContainer> 
       });
       const done = until(`done ${token}`);
       try {
-        await agent.input.write(`${token} ${unit} ${ctx.usePerl ? '/usr/bin/perl' : '/bin/sh'}\n`);
+        const onConsole = interactive && request.inheritStdio ? ` ${AGENT_CONSOLE}` : '';
+        await agent.input.write(`${token} ${unit} ${ctx.usePerl ? '/usr/bin/perl' : '/bin/sh'}${onConsole}\n`);
         await Promise.race([done, interrupted]);
       } catch {
         // the container stopped meanwhile (the pipe is closed): reported below as a missing status

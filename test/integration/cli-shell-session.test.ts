@@ -43,6 +43,14 @@ const after = (text: string, marker: string) => text.slice(text.lastIndexOf(mark
 /** The prompt of the shell inside: Debian's skeleton .bashrc, the user, the machine, /src. */
 const INSIDE = /tester@nsm-[0-9a-f]+-\d+:\/src\$ *$/m;
 
+/** A host shell in a fresh tmux session, as the person behind sudo has it. */
+async function openTerminal(): Promise<void> {
+  tmux('kill-session', '-t', session);
+  const env = Object.entries({ ...USER, NO_COLOR: '1', TERM: 'xterm-256color', PS1: 'host$ ' }).map(([k, v]) => `${k}=${v}`);
+  expect(tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', 'env', ...env, 'bash', '--norc', '--noprofile').status).toBe(0);
+  await until('the host shell', (t) => /host\$ $/m.test(t), 60_000);
+}
+
 describe('nsmatrix shell in a pseudo-terminal', () => {
   it("enters the project's shell as the invoking user, keeps a sandbox and a home, and gc leaves the sandbox", async () => {
     const dir = join(work, 'project');
@@ -65,9 +73,7 @@ describe('nsmatrix shell in a pseudo-terminal', () => {
     );
     // The project belongs to the person behind sudo, as a checkout in their home does.
     for (const path of [dir, join(dir, 'nsmatrix.yaml')]) chownSync(path, 1234, 1234);
-    const env = Object.entries({ ...USER, NO_COLOR: '1', TERM: 'xterm-256color', PS1: 'host$ ' }).map(([k, v]) => `${k}=${v}`);
-    expect(tmux('new-session', '-d', '-s', session, '-x', '160', '-y', '50', 'env', ...env, 'bash', '--norc', '--noprofile').status).toBe(0);
-    await until('the host shell', (t) => /host\$ $/m.test(t), 60_000);
+    await openTerminal();
     const nsmatrix = `${process.execPath} ${CLI} shell --state-dir ${stateDir}`;
 
     // 1. In: the section's packages, env and setup; a file in /src; state in the sandbox and the home.
@@ -129,4 +135,26 @@ describe('nsmatrix shell in a pseudo-terminal', () => {
     expect(runCli(['shell', '--list', '--state-dir', stateDir]).stdout).not.toMatch(/kept-one/);
     expect(existsSync(join(stateDir, 'shell', 'sandboxes', SANDBOX))).toBe(false);
   }, 1_500_000);
+
+  it('enters a booted cell (boot: true) on its console: systemd runs, the user is switched, the exit status comes back', async () => {
+    const dir = join(work, 'booted');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'nsmatrix.yaml'),
+      ['matrix:', '  image: [debian:bookworm]', 'boot: true', 'steps:', '  - name: s', '    run: systemctl is-system-running', ''].join('\n'),
+    );
+    chownSync(dir, 1234, 1234);
+    await openTerminal();
+    type(`cd ${dir} && ${process.execPath} ${CLI} shell --cell debian-bookworm --source rw --state-dir ${stateDir}; echo "booted-exit-$?"`);
+    const entered = await until('the booted shell', (t) => INSIDE.test(after(t, 'booted-exit')), 900_000);
+    expect(entered).toMatch(/nsmatrix: cell debian-bookworm \(debian:bookworm\)/);
+    type('echo "state=$(systemctl is-system-running) pid1=$(cat /proc/1/comm) who=$(id -u):$(id -g)"; echo booted > /src/booted-here; echo "done-$((2+3))"');
+    const inside = after(await until('the commands inside', (t) => /^done-5$/m.test(t)), 'state=');
+    expect(inside).toMatch(/^state=running pid1=systemd who=1234:1234$/m);
+    type('exit 5');
+    await until('the booted shell to exit with its status', (t) => /^booted-exit-5$/m.test(t), 120_000);
+    const made = statSync(join(dir, 'booted-here'));
+    expect([made.uid, made.gid]).toEqual([1234, 1234]);
+    expect(spawnSync('pgrep', ['-f', `systemd-nspawn.*${stateDir}`]).status, 'no container left running').toBe(1);
+  }, 1_200_000);
 });

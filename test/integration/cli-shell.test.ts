@@ -64,12 +64,12 @@ describe('nsmatrix shell in a project', () => {
     expect(r.stderr).toMatch(/nsmatrix: cell debian-bookworm_cc-clang \(debian:bookworm \[cc=clang\]\), /);
   }, 300_000);
 
-  it('--cell of a boot: true cell boots it and runs a command there (output relayed, status returned); a terminal session needs --no-boot', () => {
+  it('--cell of a boot: true cell boots it and runs a command there (output relayed, status returned); with no terminal it needs a command', () => {
     const dir = project('boot', 'matrix:\n  image: [debian:bookworm]\nboot: true\nenv: { X: booted }\nsteps:\n  - name: s\n    run: "true"\n');
     const r = runCli(['shell', '--cell', 'debian-bookworm', '--state-dir', stateDir, '--', 'sh', '-c', 'echo "$X $(id -u) $(cat /proc/1/comm) $(pwd)"; exit 3'], { cwd: dir, env: AS_1234 });
     expect(r.code, r.stderr).toBe(3);
     expect(r.stdout).toBe('booted 1234 systemd /src\n');
-    expectOneLineUsage(runCli(['shell', '--cell', 'debian-bookworm', '--state-dir', stateDir], { cwd: dir }), /^nsmatrix: --cell debian-bookworm boots systemd \(boot: true\), whose steps get no terminal: run a command after --, or enter it unbooted with --no-boot$/);
+    expectOneLineUsage(runCli(['shell', '--cell', 'debian-bookworm', '--state-dir', stateDir], { cwd: dir }), /^nsmatrix: --cell debian-bookworm boots systemd \(boot: true\): its shell needs a terminal; without one, run a command after --$/);
   }, 600_000);
 
   it('--source rw: files made in /src belong to the user behind sudo on the host; without sudo to root, as the banner says', () => {

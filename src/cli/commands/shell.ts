@@ -169,8 +169,9 @@ export default async function shell(args: ShellArgs): Promise<number> {
   if (!host.nspawnPath) throw new InfraError('systemd-nspawn is not installed: apt-get install systemd-container (see nsmatrix doctor)');
   const plan = await planShell(args, process.cwd(), stateDir);
   requireRunnable([plan.arch], { boot: plan.boot });
-  if (plan.boot && args.command.length === 0) {
-    throw new UsageError(`nsmatrix: --cell ${plan.cellId} boots systemd (boot: true), whose steps get no terminal: run a command after --, or enter it unbooted with --no-boot`);
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  if (plan.boot && args.command.length === 0 && !interactive) {
+    throw new UsageError(`nsmatrix: --cell ${plan.cellId} boots systemd (boot: true): its shell needs a terminal; without one, run a command after --`);
   }
   if (args.keep !== undefined && plan.privateUsers) throw new UsageError(`nsmatrix: --keep ${args.keep}: a kept sandbox is an overlay over the image, which private-users: true cannot have`);
   if (args.keep !== undefined && !host.overlayfs) throw new UsageError(`nsmatrix: --keep ${args.keep}: a kept sandbox is an overlay over the image, and this kernel has no overlayfs`);
@@ -181,7 +182,6 @@ export default async function shell(args: ShellArgs): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY) && !plan.boot;
   let sandbox: KeptSandbox | undefined;
   try {
     // Private (0700) before any container can leave a setuid binary in the run scratch.
@@ -205,6 +205,8 @@ export default async function shell(args: ShellArgs): Promise<number> {
       // An overlay /src takes its owner from its upper directory: the project's owner's, so that the user can write it.
       const overlaySource = plan.sourceMode === 'overlay' && !plan.privateUsers;
       const sourceUpper = overlaySource ? (sandbox?.sourceUpper ?? (await makeSourceUpper(join(scratch.dir, 'shell-src'), sourceOwner))) : undefined;
+      // Before the container: a booted one's console puts the terminal in raw mode.
+      process.stderr.write(`${shellBanner(plan.title, plan.sourceDir, plan.sourceMode, { user, home: user.home, ...(sandbox ? { sandbox: { name: sandbox.name, isNew } } : {}) })}\n`);
       container = await openContainer({
         cellId: plan.cellId,
         root: image.root,
@@ -224,7 +226,6 @@ export default async function shell(args: ShellArgs): Promise<number> {
         ...(sandbox ? { strategy: 'overlay' as const } : {}),
         uppers: { ...(sandbox ? { root: sandbox.rootUpper } : {}), ...(sourceUpper ? { source: sourceUpper } : {}) },
       });
-      process.stderr.write(`${shellBanner(plan.title, plan.sourceDir, plan.sourceMode, { user, home: user.home, ...(sandbox ? { sandbox: { name: sandbox.name, isNew } } : {}) })}\n`);
       const result = await container.exec({
         index: 0,
         name: 'shell',
@@ -233,8 +234,9 @@ export default async function shell(args: ShellArgs): Promise<number> {
         timeoutMs: 0,
         logPath: join(cellOutputDir, '01-shell.log'),
         signal: controller.signal,
-        // A booted container's commands run as units: their output is relayed, they read no terminal.
-        ...(plan.boot ? { onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void (stream === 'stdout' ? process.stdout : process.stderr).write(chunk) } : { inheritStdio: true }),
+        // A booted container's commands run as units: on its console (the terminal, through nspawn) when there is
+        // a terminal, else with their output relayed.
+        ...(plan.boot && !interactive ? { onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void (stream === 'stdout' ? process.stdout : process.stderr).write(chunk) } : { inheritStdio: true }),
       });
       if (result.infrastructureError) throw new InfraError(`nsmatrix shell: ${result.infrastructureError}`, { tail: result.tail });
       if (result.aborted) return 130;
