@@ -134,6 +134,11 @@ function grantsSysAdmin(extra: string[]): boolean {
   });
 }
 
+/** Whether the container runs without CAP_SYS_ADMIN (then its systemd can unmount nothing at shutdown either). */
+export function dropsSysAdmin(inv: Pick<NspawnInvocation, 'denyMounts' | 'extra'>): boolean {
+  return inv.denyMounts === 'capability' && !grantsSysAdmin(inv.extra ?? []);
+}
+
 /** The argv after `systemd-nspawn`. Throws UsageError for an environment name nspawn would refuse. */
 export function nspawnArgs(inv: NspawnInvocation): string[] {
   // --link-journal=no: nspawn would otherwise read the host's machine ID (a host without one, like a CI container,
@@ -151,7 +156,7 @@ export function nspawnArgs(inv: NspawnInvocation): string[] {
   if (inv.privateUsers) args.push('--private-users=pick');
   if (inv.personality) args.push(`--personality=${inv.personality}`);
   if (inv.denyMounts === 'syscalls') args.push('--system-call-filter=~@mount');
-  if (inv.denyMounts === 'capability' && !grantsSysAdmin(inv.extra ?? [])) args.push('--drop-capability=CAP_SYS_ADMIN', `--tmpfs=${RUN_LOCK_TMPFS}`);
+  if (dropsSysAdmin(inv)) args.push('--drop-capability=CAP_SYS_ADMIN', `--tmpfs=${RUN_LOCK_TMPFS}`);
   if ((inv.host.nspawnVersion ?? 0) >= 250) args.push('--suppress-sync=yes');
   args.push(...(inv.extra ?? []), '--', ...inv.command);
   return args;

@@ -31,6 +31,11 @@ const DRAIN_MS = 2_000;
 /** journald's MESSAGE_ID for "Process ... dumped core" (systemd-coredump). */
 const COREDUMP_MESSAGE_ID = 'fc2e22bc6ee647b6b90729ab34a250b1';
 /** Errors caused by nsmatrix's own bind mounts at shutdown (they are held busy from the host), not by the image. */
+/** Without CAP_SYS_ADMIN, systemd fails to unmount every mount at shutdown: all of them are nspawn's, none an error. */
+const UNMOUNT_NOISE = /systemd\[1\]: Failed unmounting /;
+export function isShutdownNoise(line: string, withoutSysAdmin: boolean): boolean {
+  return OWN_MOUNT_NOISE.test(line) || (withoutSysAdmin && UNMOUNT_NOISE.test(line));
+}
 export const OWN_MOUNT_NOISE = /Failed unmounting (var-log-journal\.mount|\/var\/log\/journal|run-nsmatrix\.mount|\/run\/nsmatrix|src\.mount|\/src|artifacts\.mount|\/artifacts)\.?$/;
 /** The most of a container-written pipe or journal query the host keeps in memory. */
 const MAX_STATUS_BYTES = 4096;
@@ -283,12 +288,12 @@ async function journalctl(dir: string, extra: string[], toFile?: string): Promis
 }
 
 /** Exports the journal to `journal.txt` and summarises errors and coredumps. */
-export async function summariseJournal(journalDir: string, outputRoot: string): Promise<JournalSummary> {
+export async function summariseJournal(journalDir: string, outputRoot: string, options: { withoutSysAdmin?: boolean } = {}): Promise<JournalSummary> {
   const textPath = join(dirname(journalDir), 'journal.txt');
   // Written by the container: only regular files and directories stay, without setuid bits, before the host reads it.
   await disarmTree(journalDir, { regularOnly: true });
   await journalctl(journalDir, ['-o', 'short-iso'], textPath);
-  const errors = (await journalctl(journalDir, ['-o', 'short-iso', '-p', 'err'])).split('\n').filter((l) => l && !l.startsWith('-- ') && !OWN_MOUNT_NOISE.test(l));
+  const errors = (await journalctl(journalDir, ['-o', 'short-iso', '-p', 'err'])).split('\n').filter((l) => l && !l.startsWith('-- ') && !isShutdownNoise(l, options.withoutSysAdmin ?? false));
   const coredumps = (await journalctl(journalDir, ['-o', 'cat', `MESSAGE_ID=${COREDUMP_MESSAGE_ID}`]))
     .split('\n')
     .filter((l) => l.trim() !== '');

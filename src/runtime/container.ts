@@ -11,8 +11,8 @@ import { InfraError } from '../errors.js';
 import { detectHost } from '../lib/host.js';
 import { runChecked } from '../lib/process.js';
 import { resources } from '../lib/resources.js';
-import { machineName } from '../lib/nspawn.js';
-import type { NspawnPlan } from './args.js';
+import { dropsSysAdmin, machineName } from '../lib/nspawn.js';
+import { cellInvocation, type NspawnPlan } from './args.js';
 import { validateBinds } from './binds.js';
 import { bootContainer, summariseJournal, type BootedContainer } from './boot.js';
 import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDir, gcCgroups } from './cgroup.js';
@@ -195,7 +195,8 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
           await disarmTree(artifactsDir);
           if (opts.sourceMode === 'rw') await disarmTree(opts.sourceDir);
           if (!booted) return {};
-          return { journal: await summariseJournal(journalDir!, opts.outputDir ?? dirname(opts.cellOutputDir)) };
+          const withoutSysAdmin = dropsSysAdmin(cellInvocation({ ...plan, command: [] }));
+          return { journal: await summariseJournal(journalDir!, opts.outputDir ?? dirname(opts.cellOutputDir), { withoutSysAdmin }) };
         } finally {
           await bootCgroupEntry?.release();
           await rootEntry.release();

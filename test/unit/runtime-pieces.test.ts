@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { OWN_MOUNT_NOISE } from '../../src/runtime/boot.js';
+import { isShutdownNoise, OWN_MOUNT_NOISE } from '../../src/runtime/boot.js';
 import { cgroupHierarchies } from '../../src/runtime/cgroup.js';
 import { stepFiles, stepResult, stepToken, wrapperCommand } from '../../src/runtime/exec.js';
 import { formatLogLine, isNspawnNoise, StepLog, TAIL_LINES } from '../../src/runtime/log.js';
@@ -73,6 +73,14 @@ describe('boot journal summary', () => {
     expect(OWN_MOUNT_NOISE.test('2026-11-22T03:42:45+0000 vm systemd[1]: Failed unmounting /var/log/journal.')).toBe(true);
     expect(OWN_MOUNT_NOISE.test('vm systemd[1]: Failed unmounting /home.')).toBe(false);
     expect(OWN_MOUNT_NOISE.test('vm myservice[12]: segfault')).toBe(false);
+  });
+
+  it('ignores every unmount error of a container without CAP_SYS_ADMIN (it can unmount nothing), and only then', () => {
+    const line = '2026-12-01T07:00:01+0000 nsm-7a29e0ffd9-1 systemd[1]: Failed unmounting tmp.mount - /tmp.';
+    expect(isShutdownNoise(line, true)).toBe(true);
+    expect(isShutdownNoise(line, false)).toBe(false);
+    expect(isShutdownNoise('vm systemd[1]: Failed unmounting var-log-journal.mount.', false)).toBe(true);
+    expect(isShutdownNoise('vm myservice[12]: Failed unmounting /x', true)).toBe(false);
   });
 });
 
