@@ -21,12 +21,15 @@ function placeOf(model: MatrixModel, image: string): PathSegment[] {
 
 export function checkImageReferences(model: MatrixModel, cells: readonly Cell[]): void {
   const problems: Diagnostic[] = [];
-  for (const image of new Set(cells.map((cell) => cell.image))) {
+  const named = new Map<string, PathSegment[] | undefined>(cells.map((cell) => [cell.image, undefined]));
+  // `shell: image` too: `nsmatrix shell` would otherwise be the first to find its suite unknown.
+  if (model.shell?.image !== undefined && !named.has(model.shell.image)) named.set(model.shell.image, ['shell', 'image']);
+  for (const [image, place] of named) {
     try {
       parseImageRef(image, model.images[image] ?? {});
     } catch (error) {
       if (!(error instanceof UsageError || error instanceof InfraError)) throw error;
-      const path = placeOf(model, image);
+      const path = place ?? placeOf(model, image);
       const positions = model.origin?.positions ?? {};
       let pos = { line: 1, col: 1 };
       for (let length = path.length; length >= 0; length--) {

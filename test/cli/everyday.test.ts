@@ -180,6 +180,15 @@ describe('image references at validate time', () => {
       expect(r.stderr).toContain(`${file}:4:9: image "ubuntu:nobel": unknown ubuntu suite "nobel" (did you mean "noble"?)`);
     }
   });
+
+  it("validate reports an unknown suite in shell: image at its position, though no cell uses it", () => {
+    const file = join(tmp, 'bad-shell-image.yaml');
+    writeFileSync(file, 'matrix:\n  image: [debian:bookworm]\nshell:\n  image: debian:trixi\nsteps:\n  - name: a\n    run: "true"\n');
+    const r = nsmatrix(['validate', file]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/^.*:4:3: image "debian:trixi": unknown debian suite "trixi" \(did you mean "trixie"\?\) \(known: [a-z, ]+\)\n$/);
+    expect(r.stderr.startsWith(`${file}:4:3: `)).toBe(true);
+  });
 });
 
 /** Whether `nobody` can run the built CLI (not where the checkout sits below a directory only root may enter). */
