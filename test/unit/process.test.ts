@@ -1,5 +1,5 @@
 /** lib/process.ts with real short processes: exit codes, signals, timeouts, cancellation, output bounds, cgroups. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -71,6 +71,25 @@ describe('run', () => {
     expect(result.isMaxBuffer).toBe(true);
     expect(result.stdout.length).toBeLessThanOrEqual(1000);
     expect(result.failed).toBe(true);
+  });
+
+  it('decodes UTF-8 split across reads, and counts maxBuffer in characters', async () => {
+    // One € (3 bytes) written in two pieces: a decoder per read would make two replacement characters of it.
+    const result = await run(['sh', '-c', "printf 'a\\342\\202'; sleep 0.1; printf '\\254b'"]);
+    expect(result.stdout).toBe('a€b');
+    const small = await run(['sh', '-c', 'printf "€€€€€€€€€€"'], { maxBuffer: 10 });
+    expect(small).toMatchObject({ stdout: '€€€€€€€€€€', isMaxBuffer: false, failed: false });
+  });
+
+  it('writes to a file descriptor it is given, and ignores a process that never reads its input', async () => {
+    const file = join(dir, 'fd-out');
+    const fd = openSync(file, 'w');
+    const result = await run(['sh', '-c', 'echo to-file'], { stdout: fd });
+    closeSync(fd);
+    expect(result).toMatchObject({ exitCode: 0, stdout: '' });
+    expect(readFileSync(file, 'utf8')).toBe('to-file\n');
+    const deaf = await run(['true'], { input: 'x'.repeat(1 << 20) });
+    expect(deaf).toMatchObject({ exitCode: 0, failed: false });
   });
 
   it('throws a ProcessError with the command and its stderr from runChecked', async () => {
@@ -194,6 +213,11 @@ describe('runSync and formatArgv', () => {
   it('runs synchronously with the same result shape', () => {
     expect(runSync(['sh', '-c', 'echo hi; exit 2'])).toMatchObject({ exitCode: 2, stdout: 'hi\n', failed: true, signal: null });
     expect(runSync(['/nonexistent/nsm-command']).error).toBeDefined();
+    expect(runSync(['/nonexistent/nsm-command'])).toMatchObject({ exitCode: null, signal: null, failed: true });
+    expect(runSync(['sleep', '10'], { timeoutMs: 100 })).toMatchObject({ timedOut: true, signal: 'SIGKILL', failed: true });
+    const big = runSync(['sh', '-c', 'head -c 100000 /dev/zero'], { maxBuffer: 1000 });
+    expect(big).toMatchObject({ isMaxBuffer: true, failed: true });
+    expect(big.stdout.length).toBeLessThanOrEqual(1000);
   });
 
   it('quotes words a shell would split', () => {
