@@ -4,7 +4,8 @@
  * namespaces and the cgroup layout. Shared by the images stage (which runs nspawn for package installs) and
  * the runtime stage.
  */
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { runSync } from './process.js';
 
@@ -55,8 +56,78 @@ function cgroupLayout(): HostInfo['cgroupLayout'] {
   return 'legacy';
 }
 
-function nspawnVersion(path: string | null): { major: number | null; text: string | null } {
+interface NspawnVersion {
+  major: number | null;
+  text: string | null;
+}
+
+/** Where root keeps what `systemd-nspawn --version` said (on /run: gone at the next boot, with the binary's state). */
+export const NSPAWN_VERSION_CACHE_DIR = '/run/nsmatrix';
+
+/** The binary as it is now: any upgrade (new inode, size or times) changes it. */
+function binaryIdentity(path: string): string | null {
+  try {
+    const real = realpathSync(path);
+    const st = statSync(real, { bigint: true });
+    return [real, st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+  } catch {
+    return null;
+  }
+}
+
+/** A file only root can have written: owned by root, no group or other write bit, not a symlink. */
+function readRootOwned(path: string): string | null {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== 0 || (st.mode & 0o022) !== 0) return null;
+    return readFileSync(fd, 'utf8');
+  } catch {
+    return null;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * The version of systemd-nspawn at `path`. Running it costs a process start (10 to 20 ms) on every command that
+ * starts a container, so root keeps the answer in `cacheDir`, keyed by the binary's identity (real path, device,
+ * inode, size, mtime, ctime): an upgraded or replaced binary is asked again. Not root, or no usable cache
+ * directory: asked every time, as before.
+ */
+export function readNspawnVersion(path: string | null, cacheDir: string = NSPAWN_VERSION_CACHE_DIR): NspawnVersion {
   if (!path) return { major: null, text: null };
+  const identity = process.getuid?.() === 0 ? binaryIdentity(path) : null;
+  const cacheFile = join(cacheDir, 'nspawn-version.json');
+  if (identity) {
+    try {
+      const entry = JSON.parse(readRootOwned(cacheFile) ?? 'null') as { identity?: unknown; major?: unknown; text?: unknown } | null;
+      if (entry?.identity === identity && (typeof entry.major === 'number' || entry.major === null) && (typeof entry.text === 'string' || entry.text === null)) {
+        return { major: entry.major, text: entry.text };
+      }
+    } catch {
+      // unreadable: ask the binary
+    }
+  }
+  const version = askNspawn(path);
+  if (identity && version.text !== null) {
+    try {
+      mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+      const dir = lstatSync(cacheDir);
+      if (dir.isDirectory() && dir.uid === 0 && (dir.mode & 0o022) === 0) {
+        const temporary = `${cacheFile}.${process.pid}.tmp`;
+        writeFileSync(temporary, JSON.stringify({ identity, ...version }), { mode: 0o644, flag: 'wx' });
+        renameSync(temporary, cacheFile);
+      }
+    } catch {
+      // a read-only /run, a race with another nsmatrix: the next command asks again
+    }
+  }
+  return version;
+}
+
+function askNspawn(path: string): NspawnVersion {
   // Synchronous: read once, when a command first asks what the host can do (never by --version or --help).
   const result = runSync([path, '--version'], { stderr: 'ignore' });
   if (result.failed) return { major: null, text: null };
@@ -70,7 +141,7 @@ let cached: HostInfo | undefined;
 export function detectHost(): HostInfo {
   if (cached) return cached;
   const nspawnPath = findOnPath('systemd-nspawn');
-  const version = nspawnVersion(nspawnPath);
+  const version = readNspawnVersion(nspawnPath);
   const maxUserNs = Number((readText('/proc/sys/user/max_user_namespaces') ?? '0').trim());
   cached = {
     isRoot: process.getuid?.() === 0,
