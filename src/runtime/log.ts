@@ -69,11 +69,96 @@ export function formatLogLine(at: Date, stream: StreamName, line: string): strin
 
 const NEWLINE = 0x0a;
 const EMPTY = Buffer.alloc(0);
+const NEWLINE_BYTE = Buffer.from('\n');
 
 /** Could this stderr line be nspawn's noise? Checked on bytes, so ordinary lines are never decoded. */
 function mayBeNoise(line: Buffer): boolean {
   return (line[0] === 0x41 /* A */ || line[0] === 0x43) /* C */ && NSPAWN_NOISE_HINTS.some((hint) => line.includes(hint));
 }
+
+/** Newline offsets of the block being formatted; reused, so a read allocates nothing per line. */
+let newlines = new Uint32Array(4096);
+
+/**
+ * Copies block[from, from + length) to `to`, where `to` <= `from` or the ranges do not overlap. Short ranges (a
+ * prefix, a typical line) go four bytes at a time: cheaper than a call into the native copy for every one.
+ */
+function move(view: DataView, block: Buffer, to: number, from: number, length: number): void {
+  if (length > 64) {
+    block.copyWithin(to, from, from + length);
+    return;
+  }
+  let i = 0;
+  for (; i + 4 <= length; i += 4) view.setUint32(to + i, view.getUint32(from + i));
+  for (; i < length; i++) block[to + i] = block[from + i]!;
+}
+
+/**
+ * `lines` (complete lines, the last ending in a newline) as one buffer with `prefix` before every line. The lines
+ * are copied once, to the end of the new buffer, and then moved into place front to back within it (no buffer
+ * object per line, and a line never overtakes the ones still waiting behind it); the last line is already in place.
+ */
+export function prefixLines(prefix: Buffer, lines: Buffer): Buffer {
+  let count = 0;
+  for (let newline = lines.indexOf(NEWLINE); newline >= 0; newline = lines.indexOf(NEWLINE, newline + 1)) {
+    if (count === newlines.length) {
+      const grown = new Uint32Array(count * 2);
+      grown.set(newlines);
+      newlines = grown;
+    }
+    newlines[count++] = newline;
+  }
+  const width = prefix.length;
+  const staged = count * width;
+  const block = Buffer.allocUnsafe(staged + lines.length);
+  const view = new DataView(block.buffer, block.byteOffset, block.length);
+  lines.copy(block, staged);
+  prefix.copy(block, 0);
+  let at = 0;
+  let from = 0;
+  for (let i = 0; i < count; i++) {
+    if (at > 0) move(view, block, at, 0, width);
+    at += width;
+    const end = newlines[i]! + 1;
+    if (at !== staged + from) move(view, block, at, staged + from, end - from);
+    at += end - from;
+    from = end;
+  }
+  return block;
+}
+
+/** The log's last lines, held as a few copied byte ranges (each of whole lines, newline-terminated). */
+class Tail {
+  private readonly blocks: { bytes: Buffer; lines: number }[] = [];
+  private lines = 0;
+
+  /** `lines` complete lines; the caller passes only the last TAIL_LINES of a block (they are copied). */
+  add(lines: Buffer, count: number): void {
+    if (count === 0) return;
+    this.blocks.push({ bytes: Buffer.from(lines), lines: count });
+    this.lines += count;
+    while (this.lines - this.blocks[0]!.lines >= TAIL_LINES) this.lines -= this.blocks.shift()!.lines;
+  }
+
+  text(): string[] {
+    const all: string[] = [];
+    for (const { bytes } of this.blocks) {
+      for (let from = 0; from < bytes.length; ) {
+        const newline = bytes.indexOf(NEWLINE, from);
+        all.push(bytes.toString('utf8', from, newline));
+        from = newline + 1;
+      }
+    }
+    return all.slice(-TAIL_LINES);
+  }
+}
+
+/**
+ * The log file is behind when this much is waiting to be written: the source is then paused, and resumed once half
+ * of it is written, so reading and writing overlap. (Pausing at 1 MiB until everything was written, the stream's
+ * 'drain', paused a 1 GiB step some 13,000 times, for over a second in all.)
+ */
+const WRITE_BEHIND = 8 * 2 ** 20;
 
 /**
  * Output is handled a read at a time, not a line at a time: every line of one read arrived at the same moment and
@@ -82,12 +167,21 @@ function mayBeNoise(line: Buffer): boolean {
  */
 export class StepLog {
   private readonly pending: Record<StreamName, Buffer> = { stdout: EMPTY, stderr: EMPTY };
-  private readonly lastLines: Buffer[] = [];
-  private constructor(private readonly out: WriteStream) {}
+  private readonly lastLines = new Tail();
+  private readonly waiting: (() => void)[] = [];
+  private readonly written = () => {
+    if (this.out.writableLength >= WRITE_BEHIND / 2 && !this.out.closed) return;
+    for (const resolve of this.waiting.splice(0)) resolve();
+  };
+  private constructor(private readonly out: WriteStream) {
+    out.once('close', () => {
+      for (const resolve of this.waiting.splice(0)) resolve();
+    });
+  }
 
   static async open(path: string): Promise<StepLog> {
     await mkdir(dirname(path), { recursive: true });
-    const out = createWriteStream(path, { flags: 'w', highWaterMark: 1 << 20 });
+    const out = createWriteStream(path, { flags: 'w', highWaterMark: WRITE_BEHIND });
     await new Promise<void>((resolve, reject) => {
       out.once('open', () => resolve());
       out.once('error', reject);
@@ -109,80 +203,87 @@ export class StepLog {
       if (head === chunk.length) return shownHead === joined ? chunk : withoutNspawnNoise(chunk);
       data = chunk.subarray(head);
     }
-    // Kept lines as [start, end) pairs of `data`, the newline excluded.
-    const bounds: number[] = [];
+    let whole = data.subarray(0, data.lastIndexOf(NEWLINE) + 1);
+    let rest = data.subarray(whole.length);
     let filtered = false;
-    let from = 0;
-    for (let newline = data.indexOf(NEWLINE); newline >= 0; newline = data.indexOf(NEWLINE, from)) {
-      const isNoise = stream === 'stderr' && mayBeNoise(data.subarray(from, newline)) && isNspawnNoise(data.toString('utf8', from, newline));
-      if (isNoise) filtered = true;
-      else bounds.push(from, newline);
-      from = newline + 1;
+    if (stream === 'stderr' && NSPAWN_NOISE_HINTS.some((hint) => data.includes(hint))) {
+      filtered = this.writeFiltered(data, whole.length, rest.length > MAX_PENDING);
+      if (rest.length > MAX_PENDING) rest = EMPTY;
+    } else {
+      if (rest.length > MAX_PENDING) {
+        // A line longer than MAX_PENDING: this piece is written as a line of its own, in the same block.
+        whole = Buffer.concat([data, NEWLINE_BYTE]);
+        rest = EMPTY;
+      }
+      if (whole.length > 0) this.append(stream, whole);
     }
-    let rest = data.subarray(from);
-    if (rest.length > MAX_PENDING) {
-      bounds.push(from, data.length);
-      rest = EMPTY;
-    }
-    this.emitLines(stream, data, bounds);
     // A copy: the rest must not pin the whole chunk it came from.
     this.pending[stream] = rest.length > 0 ? Buffer.from(rest) : EMPTY;
     return filtered ? withoutNspawnNoise(chunk) : chunk;
   }
 
+  /** stderr that may hold nspawn's noise: line by line (rare: nspawn prints it once, at the end). */
+  private writeFiltered(data: Buffer, wholeLength: number, longRest: boolean): boolean {
+    const bounds: number[] = [];
+    let filtered = false;
+    for (let from = 0; from < wholeLength; ) {
+      const newline = data.indexOf(NEWLINE, from);
+      const isNoise = mayBeNoise(data.subarray(from, newline)) && isNspawnNoise(data.toString('utf8', from, newline));
+      if (isNoise) filtered = true;
+      else bounds.push(from, newline);
+      from = newline + 1;
+    }
+    if (longRest) bounds.push(wholeLength, data.length);
+    this.writeLines('stderr', data, bounds);
+    return filtered;
+  }
+
   /** A line from nsmatrix itself (e.g. "timed out after 2.0s"), marked as stderr. */
   note(line: string): void {
     const text = Buffer.from(`[nsmatrix] ${line}`);
-    this.emitLines('stderr', text, [0, text.length]);
+    this.writeLines('stderr', text, [0, text.length]);
   }
 
-  private emitLines(stream: StreamName, data: Buffer, bounds: number[]): void {
-    const count = bounds.length / 2;
-    if (count === 0) return;
+  /** The lines `data[bounds[i], bounds[i + 1])` (no newline in them), each written as a log line. */
+  private writeLines(stream: StreamName, data: Buffer, bounds: number[]): void {
+    if (bounds.length === 0) return;
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < bounds.length; i += 2) pieces.push(data.subarray(bounds[i], bounds[i + 1]), NEWLINE_BYTE);
+    this.append(stream, Buffer.concat(pieces));
+  }
+
+  /** Writes complete lines (the last ending in a newline) as one block, under one timestamp. */
+  private append(stream: StreamName, lines: Buffer): void {
     const prefix = Buffer.from(logPrefix(new Date(), stream));
-    let size = 0;
-    for (let i = 0; i < bounds.length; i += 2) size += bounds[i + 1]! - bounds[i]! + 1;
-    const block = Buffer.allocUnsafe(size + count * prefix.length);
-    let at = 0;
-    for (let i = 0; i < bounds.length; i += 2) {
-      at += prefix.copy(block, at);
-      at += data.copy(block, at, bounds[i]!, bounds[i + 1]!);
-      block[at++] = NEWLINE;
-    }
-    this.out.write(block);
-    for (let i = Math.max(0, count - TAIL_LINES) * 2; i < bounds.length; i += 2) {
-      this.lastLines.push(Buffer.from(data.subarray(bounds[i]!, bounds[i + 1]!)));
-    }
-    if (this.lastLines.length > TAIL_LINES) this.lastLines.splice(0, this.lastLines.length - TAIL_LINES);
+    const block = prefixLines(prefix, lines);
+    this.out.write(block, this.written);
+    const count = (block.length - lines.length) / prefix.length;
+    // prefixLines left the lines' newline offsets in `newlines`: where the last TAIL_LINES start.
+    this.lastLines.add(count > TAIL_LINES ? lines.subarray(newlines[count - TAIL_LINES - 1]! + 1) : lines, Math.min(count, TAIL_LINES));
   }
 
   /** The file is behind the producer: pause the source until `drained()`, or fast output piles up in memory. */
   congested(): boolean {
-    return this.out.writableNeedDrain;
+    return this.out.writableLength >= WRITE_BEHIND && !this.out.closed;
   }
 
+  /** Resolves once the file is no longer far behind (half of what congested() allows is still being written). */
   drained(): Promise<void> {
     return new Promise((resolve) => {
-      if (!this.out.writableNeedDrain) return resolve();
-      const done = () => {
-        this.out.off('drain', done);
-        this.out.off('close', done);
-        resolve();
-      };
-      this.out.once('drain', done);
-      this.out.once('close', done);
+      if (!this.congested()) return resolve();
+      this.waiting.push(resolve);
     });
   }
 
   tail(): string[] {
-    return this.lastLines.map((line) => line.toString('utf8'));
+    return this.lastLines.text();
   }
 
   async close(): Promise<void> {
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = this.pending[stream];
       this.pending[stream] = EMPTY;
-      if (rest.length > 0 && !(stream === 'stderr' && isNspawnNoise(rest.toString('utf8')))) this.emitLines(stream, rest, [0, rest.length]);
+      if (rest.length > 0 && !(stream === 'stderr' && isNspawnNoise(rest.toString('utf8')))) this.writeLines(stream, rest, [0, rest.length]);
     }
     await new Promise<void>((resolve) => this.out.end(resolve));
   }
