@@ -1,22 +1,19 @@
 /**
- * The one way nsmatrix runs an external process, on node:child_process. Every runner (containers, image builds, locks, cp,
+ * The one way nsmatrix runs an external process, on execa. Every runner (containers, image builds, locks, cp,
  * btrfs, skopeo, journalctl) goes through `start` (or `run`/`runChecked`), which:
  * - places the process in cgroups before it execs, when asked (`cgroupProcs`: nothing it starts escapes them);
  * - registers it in `resources` while it runs, so SIGINT/SIGTERM cleanup stops it;
  * - stops it by our own clock (`timeoutMs`) or an AbortSignal: `killSignal` (SIGTERM), then SIGKILL after
- *   `graceMs`: one stop path serves timeouts, cancellation, cleanup and a booted container's shutdown (whose
- *   grace differs per call);
+ *   `graceMs`. execa's own `timeout`, `cancelSignal` and `forceKillAfterDelay` are not used: one stop path
+ *   serves timeouts, cancellation, cleanup and a booted container's shutdown (whose grace differs per call);
  * - buffers short output (bounded by `maxBuffer`) or streams it, chunk by chunk, to `onOutput` with
  *   backpressure (a returned promise pauses the pipe until it settles);
  * - reports one result, whose flags say what happened, never a thrown error (`runChecked` throws for callers
  *   that only want success).
- * (It was built on execa, whose hundred modules took longer to load than a container takes to run: `nsmatrix
- * shell` and every cell of `run` start one. Only what is above is needed, and node's child_process does it.)
  */
-import { spawn, spawnSync, type StdioOptions } from 'node:child_process';
+import { execa, execaSync, type Options } from 'execa';
 import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { resources } from './resources.js';
 
 /** Between the first signal and SIGKILL when nothing else is said. */
@@ -139,26 +136,30 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
   }
   const killSignal = options.killSignal ?? 'SIGTERM';
   const defaultGrace = options.graceMs ?? KILL_GRACE_MS;
+  const streaming = options.onOutput !== undefined;
   const wrapped = cgroupWrapped(argv, options.cgroupProcs);
-  const stdin = options.input !== undefined ? 'pipe' : (options.stdin ?? 'ignore');
-  // A file descriptor is passed to the child as is.
-  const stdio: StdioOptions = [stdin, options.stdout ?? 'pipe', options.stderr ?? 'pipe'];
-  const maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
-  const subprocess = spawn(wrapped.argv[0]!, wrapped.argv.slice(1), {
-    env: { ...process.env, ...options.env, ...wrapped.env },
+  const execaOptions: Options = {
+    env: { ...options.env, ...wrapped.env },
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-    stdio,
+    ...(options.input !== undefined ? { input: options.input } : { stdin: options.stdin ?? 'ignore' }),
+    // A file descriptor is passed to the child as is (execa's types list only 3 to 9; any open fd works).
+    stdout: (options.stdout ?? 'pipe') as Options['stdout'],
+    stderr: options.stderr ?? 'pipe',
+    buffer: !streaming,
+    maxBuffer: options.maxBuffer ?? DEFAULT_MAX_BUFFER,
+    stripFinalNewline: false,
     detached: options.detached ?? false,
-  });
+    killSignal,
+    // Our own stop path below; execa's would add exit hooks (signal-exit) and a second clock.
+    forceKillAfterDelay: false,
+    cleanup: false,
+    reject: false,
+  };
+  const subprocess = execa(wrapped.argv[0]!, wrapped.argv.slice(1), execaOptions);
 
   let exitCode: number | null = null;
   let signal: NodeJS.Signals | null = null;
   let hasExited = false;
-  let spawnError: Error | undefined;
-  // Every pipe closed (or the process never started): its output is complete.
-  let closed!: () => void;
-  const allClosed = new Promise<void>((resolve) => (closed = resolve));
-  subprocess.once('close', () => closed());
   const exited = new Promise<void>((resolve) => {
     subprocess.once('exit', (code, sig) => {
       exitCode = code;
@@ -166,31 +167,17 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
       hasExited = true;
       resolve();
     });
-    // Never started: no 'exit' follows. (Later errors, e.g. a failed kill, change nothing here.)
-    subprocess.on('error', (error) => {
-      if (subprocess.pid !== undefined || hasExited) return;
-      spawnError ??= error;
-      for (const pipe of [subprocess.stdin, subprocess.stdout, subprocess.stderr]) pipe?.destroy();
-      resolve();
-      closed();
+    // Never started: no 'exit' follows.
+    subprocess.once('error', () => {
+      if (subprocess.pid === undefined) resolve();
     });
   });
 
-  if (options.input !== undefined && subprocess.stdin) {
-    // A process that exits without reading its input: EPIPE is not an error of ours.
-    subprocess.stdin.on('error', () => undefined);
-    subprocess.stdin.end(options.input);
-  }
-
-  const buffered: Record<OutputStream, string> = { stdout: '', stderr: '' };
-  let isMaxBuffer = false;
-  for (const name of ['stdout', 'stderr'] as const) {
-    const source = subprocess[name] as Readable | null;
-    if (!source) continue;
-    source.on('error', () => undefined);
-    if (options.onOutput) {
-      const onOutput = options.onOutput;
-      source.on('data', (chunk: Buffer) => {
+  if (options.onOutput) {
+    const onOutput = options.onOutput;
+    for (const name of ['stdout', 'stderr'] as const) {
+      const source = subprocess[name] as Readable | null;
+      source?.on('data', (chunk: Buffer) => {
         const wait = onOutput(name, chunk);
         if (wait) {
           source.pause();
@@ -200,21 +187,7 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
           );
         }
       });
-      continue;
     }
-    // Buffered: at most maxBuffer characters; past that the pipe is closed and the rest never read.
-    const decoder = new StringDecoder('utf8');
-    const keep = (text: string) => {
-      if (isMaxBuffer && buffered[name].length >= maxBuffer) return;
-      buffered[name] += text;
-      if (buffered[name].length > maxBuffer) {
-        buffered[name] = buffered[name].slice(0, maxBuffer);
-        isMaxBuffer = true;
-        source.destroy();
-      }
-    };
-    source.on('data', (chunk: Buffer) => keep(decoder.write(chunk)));
-    source.on('end', () => keep(decoder.end()));
   }
 
   let stopping: Promise<void> | undefined;
@@ -253,23 +226,24 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
     await registration?.release();
     await options.afterExit?.();
     if (options.drainMs !== undefined) {
-      const drained = await Promise.race([allClosed.then(() => true), sleep(options.drainMs).then(() => false)]);
+      const drained = await Promise.race([subprocess.then(() => true), sleep(options.drainMs).then(() => false)]);
       if (!drained) {
         subprocess.stdout?.destroy();
         subprocess.stderr?.destroy();
       }
     }
-    await allClosed;
+    const outcome = await subprocess;
+    const text = (value: unknown) => (typeof value === 'string' ? value : '');
     return finish(command, {
       exitCode,
       signal,
       timedOut,
       isCanceled,
       durationMs,
-      isMaxBuffer,
-      stdout: buffered.stdout,
-      stderr: buffered.stderr,
-      ...(hasExited ? {} : { error: spawnError ?? new Error(`cannot run ${argv[0]}`) }),
+      isMaxBuffer: outcome.isMaxBuffer,
+      stdout: text(outcome.stdout),
+      stderr: text(outcome.stderr),
+      ...(hasExited ? {} : { error: outcome.cause instanceof Error ? outcome.cause : new Error(outcome.message ?? `cannot run ${argv[0]}`) }),
     });
   })();
 
@@ -312,27 +286,25 @@ export async function runChecked(argv: readonly string[], options: ProcessOption
  */
 export function runSync(argv: readonly string[], options: { timeoutMs?: number; maxBuffer?: number; stderr?: 'pipe' | 'ignore' } = {}): ProcessResult {
   const started = performance.now();
-  const maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
-  const outcome = spawnSync(argv[0]!, argv.slice(1), {
-    stdio: ['ignore', 'pipe', options.stderr ?? 'pipe'],
-    encoding: 'utf8',
-    maxBuffer,
+  const outcome = execaSync(argv[0]!, argv.slice(1), {
+    stdin: 'ignore',
+    stderr: options.stderr ?? 'pipe',
+    maxBuffer: options.maxBuffer ?? DEFAULT_MAX_BUFFER,
+    stripFinalNewline: false,
     ...(options.timeoutMs ? { timeout: options.timeoutMs } : {}),
     killSignal: 'SIGKILL',
+    reject: false,
   });
-  const code = (outcome.error as NodeJS.ErrnoException | undefined)?.code;
-  // Past maxBuffer, node stops reading but returns what it had read: keep no more than a buffered run would.
-  const text = (value: unknown) => (typeof value === 'string' ? (code === 'ENOBUFS' ? value.slice(0, maxBuffer) : value) : '');
-  const neverRan = outcome.error !== undefined && outcome.status === null && outcome.signal === null;
+  const neverRan = outcome.exitCode === undefined && outcome.signal === undefined;
   return finish(formatArgv(argv), {
-    exitCode: outcome.status,
-    signal: outcome.signal,
-    timedOut: code === 'ETIMEDOUT',
+    exitCode: outcome.exitCode ?? null,
+    signal: outcome.signal ?? null,
+    timedOut: outcome.timedOut,
     isCanceled: false,
-    isMaxBuffer: code === 'ENOBUFS',
+    isMaxBuffer: outcome.isMaxBuffer,
     durationMs: Math.round(performance.now() - started),
-    stdout: text(outcome.stdout),
-    stderr: text(outcome.stderr),
-    ...(neverRan ? { error: outcome.error } : {}),
+    stdout: typeof outcome.stdout === 'string' ? outcome.stdout : '',
+    stderr: typeof outcome.stderr === 'string' ? outcome.stderr : '',
+    ...(neverRan ? { error: outcome.cause instanceof Error ? outcome.cause : new Error(outcome.message) } : {}),
   });
 }
