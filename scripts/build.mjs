@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * `npm run build`: bundles the CLI with esbuild into dist/src/cli/main.js (the path package.json's bin, the
- * wrapper scripts/setup-host.sh installs and the tests run). Resolving and compiling some 350 separate modules
- * (execa, zod, yargs and their dependencies) took node longer than running a trivial container; one bundle
- * with a chunk per lazily imported command keeps `nsmatrix --version` from loading what `run` needs, and `run`
- * from resolving hundreds of files. Type checking is `npm run lint`'s (tsc --noEmit): esbuild only strips types.
+ * `npm run build`: bundles the CLI with esbuild. dist/src/cli/main.js (the path package.json's bin, the wrapper
+ * scripts/setup-host.sh installs and the tests run) is a small loader (src/cli/bin.ts) that runs
+ * dist/src/cli/nsmatrix.cjs, main.ts and everything it loads, through V8's code cache (src/lib/code-cache.ts).
+ * Resolving and compiling some 350 separate modules (execa, zod, yargs and their dependencies) took node longer
+ * than running a trivial container. Type checking is `npm run lint`'s (tsc --noEmit): esbuild only strips types.
  */
 import { build } from 'esbuild';
 import { chmodSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
@@ -36,30 +36,26 @@ const lazyStringWidth = {
   },
 };
 const outdir = join(repo, 'dist', 'src', 'cli');
-const result = await build({
-  absWorkingDir: repo,
-  entryPoints: { main: 'src/cli/main.ts' },
-  outdir,
-  bundle: true,
-  // Each `await import()` of the sources stays a separate chunk, loaded only by the commands that need it.
-  splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  // Dependencies written as CommonJS call require(); an ES module has none of its own.
-  banner: { js: "import { createRequire as __nsmatrixRequire } from 'node:module';\nconst require = __nsmatrixRequire(import.meta.url);" },
-  sourcemap: 'linked',
-  legalComments: 'none',
-  logLevel: 'warning',
-  metafile: true,
+const common = { absWorkingDir: repo, bundle: true, platform: 'node', target: 'node20', sourcemap: 'linked', legalComments: 'none', logLevel: 'warning', metafile: true };
+// The CLI and everything it loads, as one CommonJS file: what V8's code cache can keep (node 20 has no cache for
+// ES modules). Lazily imported commands stay lazy: esbuild runs a module's body on its first import().
+const bundle = await build({
+  ...common,
+  entryPoints: ['src/cli/main.ts'],
+  outfile: join(outdir, 'nsmatrix.cjs'),
+  format: 'cjs',
+  // The one import.meta.url of the sources (lib/version.ts), as CommonJS has it.
+  define: { 'import.meta.url': '__nsmatrixModuleUrl' },
+  banner: { js: "var __nsmatrixModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [lazyStringWidth],
 });
+// The executable: loads that bundle with the code cache (src/cli/bin.ts).
+const loader = await build({ ...common, entryPoints: ['src/cli/bin.ts'], outfile: join(outdir, 'main.js'), format: 'esm' });
 chmodSync(join(outdir, 'main.js'), 0o755);
 
 // Then whatever an earlier build left (older chunks, tsc's per-module output): removed after the new files are
 // in place, not before, so that a CLI started from this tree meanwhile still finds the files it loads.
-const written = new Set(Object.keys(result.metafile.outputs).map((file) => resolve(repo, file)));
+const written = new Set([bundle, loader].flatMap((r) => Object.keys(r.metafile.outputs)).map((file) => resolve(repo, file)));
 for (const entry of readdirSync(join(repo, 'dist'), { recursive: true, withFileTypes: true })) {
   const path = join(entry.parentPath, entry.name);
   if (entry.isFile() && !written.has(path)) rmSync(path, { force: true });

@@ -5,7 +5,7 @@
  * Exit codes: 0 all cells passed, 1 a cell failed, 2 bad input or usage, 3 infrastructure error, 130 interrupted.
  */
 import { ExitCode, InfraError, UsageError } from '../errors.js';
-import { toolVersion } from '../lib/version.js';
+import { isVersionRequest, toolVersion } from '../lib/version.js';
 import { STRATEGIES } from '../runtime/strategy.js';
 import { DEFAULT_REPORTERS, REPORTER_CATALOG, reporterSummary } from '../../reporters/types.js';
 
@@ -149,7 +149,7 @@ function skipHelpCache(cli: unknown): void {
 }
 
 async function main(argv: string[]): Promise<void> {
-  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  if (isVersionRequest(argv)) {
     process.stdout.write(`${toolVersion()}\n`);
     return;
   }

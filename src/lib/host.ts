@@ -4,8 +4,9 @@
  * namespaces and the cgroup layout. Shared by the images stage (which runs nspawn for package installs) and
  * the runtime stage.
  */
-import { closeSync, constants, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRootCache, ROOT_CACHE_DIR, writeRootCache } from './root-cache.js';
 import { hostname } from 'node:os';
 import { runSync } from './process.js';
 
@@ -62,7 +63,7 @@ interface NspawnVersion {
 }
 
 /** Where root keeps what `systemd-nspawn --version` said (on /run: gone at the next boot, with the binary's state). */
-export const NSPAWN_VERSION_CACHE_DIR = '/run/nsmatrix';
+export const NSPAWN_VERSION_CACHE_DIR = ROOT_CACHE_DIR;
 
 /** The binary as it is now: any upgrade (new inode, size or times) changes it. */
 function binaryIdentity(path: string): string | null {
@@ -75,21 +76,6 @@ function binaryIdentity(path: string): string | null {
   }
 }
 
-/** A file only root can have written: owned by root, no group or other write bit, not a symlink. */
-function readRootOwned(path: string): string | null {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.uid !== 0 || (st.mode & 0o022) !== 0) return null;
-    return readFileSync(fd, 'utf8');
-  } catch {
-    return null;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
 /**
  * The version of systemd-nspawn at `path`. Running it costs a process start (10 to 20 ms) on every command that
  * starts a container, so root keeps the answer in `cacheDir`, keyed by the binary's identity (real path, device,
@@ -99,10 +85,9 @@ function readRootOwned(path: string): string | null {
 export function readNspawnVersion(path: string | null, cacheDir: string = NSPAWN_VERSION_CACHE_DIR): NspawnVersion {
   if (!path) return { major: null, text: null };
   const identity = process.getuid?.() === 0 ? binaryIdentity(path) : null;
-  const cacheFile = join(cacheDir, 'nspawn-version.json');
   if (identity) {
     try {
-      const entry = JSON.parse(readRootOwned(cacheFile) ?? 'null') as { identity?: unknown; major?: unknown; text?: unknown } | null;
+      const entry = JSON.parse(readRootCache(join(cacheDir, 'nspawn-version.json'))?.toString('utf8') ?? 'null') as { identity?: unknown; major?: unknown; text?: unknown } | null;
       if (entry?.identity === identity && (typeof entry.major === 'number' || entry.major === null) && (typeof entry.text === 'string' || entry.text === null)) {
         return { major: entry.major, text: entry.text };
       }
@@ -111,19 +96,7 @@ export function readNspawnVersion(path: string | null, cacheDir: string = NSPAWN
     }
   }
   const version = askNspawn(path);
-  if (identity && version.text !== null) {
-    try {
-      mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-      const dir = lstatSync(cacheDir);
-      if (dir.isDirectory() && dir.uid === 0 && (dir.mode & 0o022) === 0) {
-        const temporary = `${cacheFile}.${process.pid}.tmp`;
-        writeFileSync(temporary, JSON.stringify({ identity, ...version }), { mode: 0o644, flag: 'wx' });
-        renameSync(temporary, cacheFile);
-      }
-    } catch {
-      // a read-only /run, a race with another nsmatrix: the next command asks again
-    }
-  }
+  if (identity && version.text !== null) writeRootCache(cacheDir, 'nspawn-version.json', JSON.stringify({ identity, ...version }));
   return version;
 }
 

@@ -23,3 +23,8 @@ export function toolVersion(): string {
     dir = up;
   }
 }
+
+/** `nsmatrix --version` (or -v) and nothing else: answered before anything else is loaded. */
+export function isVersionRequest(argv: readonly string[]): boolean {
+  return argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v');
+}

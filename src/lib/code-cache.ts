@@ -1,0 +1,56 @@
+/**
+ * Runs the CLI's CommonJS bundle through V8's code cache. Compiling the bundle (some 2 MB: yargs, zod, yaml and
+ * nsmatrix) was the largest part of a command's start-up after node's own, on every command. V8 can keep the
+ * compiled code: after a command ran, `createCachedData` serialises the code of every function that command used,
+ * and the next run of that command takes it instead of compiling.
+ *
+ * Root only, in ROOT_CACHE_DIR (see root-cache.ts for what root believes), one file per command, named after the
+ * bundle's identity (device, inode, size, mtime): V8 itself only checks that the source has the same length, so a
+ * rebuilt bundle must never meet the code of an older one. Any problem (not root, no cache, a rejected cache): the
+ * bundle is compiled as node would, and nothing else changes.
+ */
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import vm from 'node:vm';
+import { readRootCache, ROOT_CACHE_DIR, writeRootCache } from './root-cache.js';
+
+/** The commands that get a cache of their own; anything else shares one. */
+const COMMANDS = new Set(['run', 'shell', 'list', 'validate', 'images', 'cache', 'doctor', 'gc', 'merge', 'completion']);
+
+export function cacheName(bundle: string, argv: readonly string[]): string | null {
+  try {
+    const st = statSync(bundle, { bigint: true });
+    const command = argv[0] !== undefined && COMMANDS.has(argv[0]) ? argv[0] : 'other';
+    return `${command}-${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}.v8`;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `bundle` (CommonJS) as node would, with the cached code of `argv`'s command when root has one. */
+export function runBundle(bundle: string, argv: readonly string[], cacheDir = join(ROOT_CACHE_DIR, 'code-cache')): void {
+  const source = readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
+  const name = process.getuid?.() === 0 ? cacheName(bundle, argv) : null;
+  const cachedData = name ? (readRootCache(join(cacheDir, name)) ?? undefined) : undefined;
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: bundle,
+    ...(cachedData ? { cachedData } : {}),
+  });
+  if (name && (!cachedData || script.cachedDataRejected)) {
+    // At exit the cache holds the code of every function this command compiled. Older caches of the same command
+    // (an earlier build's) go first.
+    process.once('exit', () => {
+      const prefix = `${name.split('-')[0]}-`;
+      try {
+        for (const old of readdirSync(cacheDir)) if (old.startsWith(prefix) && old !== name) rmSync(join(cacheDir, old), { force: true });
+      } catch {
+        // no directory yet
+      }
+      writeRootCache(cacheDir, name, script.createCachedData());
+    });
+  }
+  const module = { exports: {} };
+  const wrapper = script.runInThisContext() as (exports: object, require: NodeJS.Require, module: object, filename: string, dirname: string) => void;
+  wrapper(module.exports, createRequire(bundle), module, bundle, dirname(bundle));
+}
