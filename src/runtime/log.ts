@@ -127,6 +127,19 @@ export function prefixLines(prefix: Buffer, lines: Buffer): Buffer {
   return block;
 }
 
+/** The prefix of each stream for the current millisecond: reads that arrive within one share it. */
+const prefixes: Record<StreamName, { at: number; bytes: Buffer }> = { stdout: { at: NaN, bytes: EMPTY }, stderr: { at: NaN, bytes: EMPTY } };
+
+function currentPrefix(stream: StreamName): Buffer {
+  const now = Date.now();
+  const cached = prefixes[stream];
+  if (cached.at !== now) {
+    cached.at = now;
+    cached.bytes = Buffer.from(logPrefix(new Date(now), stream));
+  }
+  return cached.bytes;
+}
+
 /** The log's last lines, held as a few copied byte ranges (each of whole lines, newline-terminated). */
 class Tail {
   private readonly blocks: { bytes: Buffer; lines: number }[] = [];
@@ -254,7 +267,7 @@ export class StepLog {
 
   /** Writes complete lines (the last ending in a newline) as one block, under one timestamp. */
   private append(stream: StreamName, lines: Buffer): void {
-    const prefix = Buffer.from(logPrefix(new Date(), stream));
+    const prefix = currentPrefix(stream);
     const block = prefixLines(prefix, lines);
     this.out.write(block, this.written);
     const count = (block.length - lines.length) / prefix.length;
