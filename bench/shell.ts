@@ -59,14 +59,18 @@ export async function benchShell(options: { stateDir?: string; runs?: number } =
     }
     const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])) as Record<keyof typeof samples, number>;
     const overhead = m.image - m.overlay;
+    // The runs alternate: each shell run minus the raw run just before it, so that load that changes from minute to
+    // minute cancels out of each difference.
+    const pairedOverhead = median(samples.image.map((ms, i) => ms - samples.overlay[i]!));
     const projectOverhead = m.project - m.overlay;
     const verdict = (ms: number) => (ms <= SHELL_TARGET_MS ? `within the ${SHELL_TARGET_MS} ms target` : `OVER the ${SHELL_TARGET_MS} ms target`);
     report(`shell (debian:bookworm, cached layers, ${runs} alternating runs, medians)`, [
       ['raw systemd-nspawn --overlay ... true', m.overlay],
       ['raw systemd-nspawn --volatile=overlay ... true', m.volatile],
-      ['nsmatrix shell debian:bookworm -- true', m.image, `+${overhead.toFixed(1)} ms over raw overlay: ${verdict(overhead)}`],
-      ["nsmatrix shell -- true, the project's shell: section", m.project, `+${projectOverhead.toFixed(1)} ms over raw overlay: ${verdict(projectOverhead)}`],
+      ['nsmatrix shell debian:bookworm -- true', m.image, `+${overhead.toFixed(1)} ms (ratio ${(m.image / m.overlay).toFixed(2)}x) over raw overlay: ${verdict(overhead)}`],
+      ["nsmatrix shell -- true, the project's shell: section", m.project, `+${projectOverhead.toFixed(1)} ms (ratio ${(m.project / m.overlay).toFixed(2)}x) over raw overlay: ${verdict(projectOverhead)}`],
       ['nsmatrix --version: node and the CLI starting, nothing else', m.version],
+      [`per-pair differences shell - raw overlay, median of ${runs} (ms)`, pairedOverhead, 'each shell run against the raw run just before it'],
     ]);
     return {
       rawNspawnOverlayMs: m.overlay,
@@ -75,6 +79,8 @@ export async function benchShell(options: { stateDir?: string; runs?: number } =
       nsmatrixShellProjectMs: m.project,
       nsmatrixVersionMs: m.version,
       shellOverheadMs: overhead,
+      pairedShellOverheadMs: pairedOverhead,
+      shellRatio: m.image / m.overlay,
       projectShellOverheadMs: projectOverhead,
       targetMs: SHELL_TARGET_MS,
     };
