@@ -19,7 +19,7 @@ import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDi
 import { createControlDir } from './control.js';
 import { disarmTree } from './disarm.js';
 import { execStep } from './exec.js';
-import { killRecordedNspawns } from './orphans.js';
+import { killRecordedNspawns, PROPAGATE_ROOT, removePropagateDir } from './orphans.js';
 import { prepareCellRoot, type CellRoot } from './root.js';
 import { chooseStrategy } from './strategy.js';
 import type { Container, ContainerOptions, HostInfo } from './types.js';
@@ -64,14 +64,17 @@ export async function gcRuntime(stateDir: string, host: HostInfo = detectHost(),
     // record of nspawn processes works on every host; the cgroups exist only where PID 1 is not systemd.
     for (const machine of (await readdir(dir)).filter((n) => n.startsWith('nsm-'))) {
       if ((await killRecordedNspawns(join(dir, machine))) > 0) removed.push(`containers of ${join(dir, machine)}`);
-      if (host.systemdIsPid1) continue;
-      for (const hierarchy of cgroupHierarchies(host.cgroupLayout)) {
-        const cgroup = join(hierarchy, CGROUP_GROUP, machine);
-        if (existsSync(cgroup)) {
-          await destroyCgroupDir(cgroup);
-          removed.push(cgroup);
+      if (!host.systemdIsPid1) {
+        for (const hierarchy of cgroupHierarchies(host.cgroupLayout)) {
+          const cgroup = join(hierarchy, CGROUP_GROUP, machine);
+          if (existsSync(cgroup)) {
+            await destroyCgroupDir(cgroup);
+            removed.push(cgroup);
+          }
         }
       }
+      // The killed nspawn could not remove its propagation directory under /run.
+      if (removePropagateDir(machine)) removed.push(join(PROPAGATE_ROOT, machine));
     }
     await rm(dir, { recursive: true, force: true });
     removed.push(dir);
@@ -174,6 +177,7 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
     }
   } catch (error) {
     await bootCgroupEntry?.release();
+    removePropagateDir(machine);
     await rootEntry.release();
     await scratchEntry.release();
     throw error;
@@ -199,6 +203,8 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
           return { journal: await summariseJournal(journalDir!, opts.outputDir ?? dirname(opts.cellOutputDir), { withoutSysAdmin }) };
         } finally {
           await bootCgroupEntry?.release();
+          // An nspawn that had to be SIGKILLed (past its stop's grace) left its propagation directory.
+          removePropagateDir(machine);
           await rootEntry.release();
           await scratchEntry.release();
         }

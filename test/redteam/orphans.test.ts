@@ -12,6 +12,8 @@ import { requireContainerHost } from '../helpers/host.js';
 import { processesMentioning, project, settle, start } from '../hardening/harness.js';
 
 const stateDir = inject('stateDir');
+/** Where systemd-nspawn makes a directory per machine on the host (for `machinectl bind`), removed by nspawn when it can. */
+const PROPAGATE_ROOT = '/run/systemd/nspawn/propagate';
 let work: string;
 
 beforeAll(() => {
@@ -74,5 +76,29 @@ describe('gc after a SIGKILLed run', () => {
       }
     }
     expect(machines.flatMap((m) => ['unified', 'systemd'].filter((h) => existsSync(`/sys/fs/cgroup/${h}/nsmatrix/${m}`)))).toEqual([]);
+  });
+
+  it('removes the propagation directory under /run that a SIGKILLed systemd-nspawn leaves', async () => {
+    const marker = `sleep ${7000 + Math.floor(Math.random() * 900)}`;
+    const file = project(join(work, 'q'), `matrix:\n  image: [debian:bookworm]\nsteps:\n  - name: long\n    run: ${marker}\n`);
+    const run = start(['run', file, '--state-dir', stateDir, '-o', join(work, 'out-q'), '--plain']);
+    const machines: string[] = [];
+    try {
+      expect(await run.seen(/step "long"/)).toBe(true);
+      await settle(() => (processesMentioning([marker]).length > 0 ? [] : ['not yet']));
+      const scratch = readdirSync(join(stateDir, 'run')).filter((r) => r.startsWith(`${run.child.pid}-`));
+      machines.push(...scratch.flatMap((r) => readdirSync(join(stateDir, 'run', r)).filter((n) => n.startsWith('nsm-'))));
+      expect(machines.length).toBeGreaterThan(0);
+      expect(machines.filter((m) => existsSync(join(PROPAGATE_ROOT, m))), 'nspawn makes one per machine').toEqual(machines);
+    } finally {
+      run.child.kill('SIGKILL');
+      await run.done;
+    }
+
+    // gc SIGKILLs the orphaned nspawn, which therefore cannot clean up after itself: gc must.
+    const removed = await gcRuntime(stateDir);
+    expect(await settle(() => processesMentioning([marker]))).toEqual([]);
+    expect(machines.filter((m) => existsSync(join(PROPAGATE_ROOT, m)))).toEqual([]);
+    expect(removed).toEqual(expect.arrayContaining(machines.map((m) => join(PROPAGATE_ROOT, m))));
   });
 });
