@@ -473,6 +473,23 @@ async function main(argv: string[]): Promise<void> {
   await cli.parseAsync();
 }
 
+/** How node reports output that nobody reads any more: the reader closed its end, or the terminal went away. */
+const GONE_READER = new Set(['EPIPE', 'EIO', 'ERR_STREAM_DESTROYED']);
+
+/**
+ * Output whose reader went away (`nsmatrix run | head`, a CI log collector that died) must not end a run half-way:
+ * node reports the closed pipe as an 'error' event, which unhandled killed the process with a stack trace, no
+ * cleanup and its containers left running. What cannot be shown is dropped; the run goes on, stops its containers,
+ * writes its reports and exits with its own status.
+ */
+export function tolerateGoneReader(stream: NodeJS.WritableStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (!GONE_READER.has(error.code ?? '')) throw error;
+  });
+}
+
+for (const stream of [process.stdout, process.stderr]) tolerateGoneReader(stream);
+
 main(process.argv.slice(2)).catch((error: unknown) => {
   process.exitCode = printError(error);
 });
