@@ -31,18 +31,19 @@ export async function makeRootDir(path: string): Promise<void> {
   else mkdirSync(path, { mode: 0o755 });
 }
 
-export async function cloneTree(from: string, to: string): Promise<CloneStrategy> {
+/** `signal` stops a copy half-way (an interrupted run): it rejects, and the caller removes what was copied. */
+export async function cloneTree(from: string, to: string, signal?: AbortSignal): Promise<CloneStrategy> {
   if (isSubvolume(from) && onBtrfs(dirname(to))) {
     await runChecked(['btrfs', 'subvolume', 'snapshot', '--', from, to]);
     return 'btrfs-snapshot';
   }
-  await copyTree(from, to);
+  await copyTree(from, to, signal);
   return 'copy';
 }
 
-export async function copyTree(from: string, to: string): Promise<void> {
+export async function copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
   // The parent-death signal keeps a copy from writing on after we were killed (the next start removes it).
-  await runChecked(['setpriv', '--pdeathsig', 'KILL', '--', 'cp', '-a', '--reflink=auto', '--', from, to]);
+  await runChecked(['setpriv', '--pdeathsig', 'KILL', '--', 'cp', '-a', '--reflink=auto', '--', from, to], signal ? { signal } : {});
 }
 
 /** syncfs(2) of the filesystem holding `path`. */

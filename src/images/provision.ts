@@ -220,7 +220,8 @@ export async function provisionImage(request: ImageRequest, options: ProvisionOp
       build: async (buildDir, log) => {
         const rootfs = join(buildDir, 'rootfs');
         const started = Date.now();
-        const strategy = await cloneTree(base.manifest.root, rootfs);
+        // A copy takes seconds (tens under load): an interrupt stops it rather than waiting for its end.
+        const strategy = await cloneTree(base.manifest.root, rootfs, options.signal);
         log.info(`cloned base ${base.manifest.key} by ${strategy === 'copy' ? 'cp -a --reflink=auto' : 'btrfs subvolume snapshot'} in ${Date.now() - started} ms`);
         await buildTopLayer(rootfs, { packages, family, ...(setup ? { setup } : {}) }, log, { signal: options.signal, packagePool: options.packagePool });
         return rootfs;
