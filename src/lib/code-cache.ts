@@ -30,7 +30,8 @@ export function cacheName(bundle: string, argv: readonly string[]): string | nul
 
 /** Runs `bundle` (CommonJS) as node would, with the cached code of `argv`'s command when root has one. */
 export function runBundle(bundle: string, argv: readonly string[], cacheDir = join(ROOT_CACHE_DIR, 'code-cache')): void {
-  const source = readFileSync(bundle, 'utf8').replace(/^#!.*/, '');
+  // ASCII (scripts/build.mjs makes sure): latin1 decodes it to the same string, without UTF-8's checks.
+  const source = readFileSync(bundle, 'latin1').replace(/^#!.*/, '');
   const name = process.getuid?.() === 0 ? cacheName(bundle, argv) : null;
   const cachedData = name ? (readRootCache(join(cacheDir, name)) ?? undefined) : undefined;
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
