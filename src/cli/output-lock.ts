@@ -2,13 +2,13 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
-import { acquireFlock } from '../lib/flock.js';
+import { acquireFlock, DYING_HOLDER_GRACE_MS } from '../lib/flock.js';
 
 /** Temporary files of reports being written atomically (reporters/write-atomic.ts). */
 const REPORT_TEMP = /^\.[^/]+\.\d+\.[0-9a-f]+\.tmp$/;
 
 export async function lockOutputDir(outputDir: string): Promise<void> {
-  const lock = await acquireFlock(join(outputDir, '.nsmatrix.lock'), { nonBlocking: true, label: `output directory ${outputDir}` });
+  const lock = await acquireFlock(join(outputDir, '.nsmatrix.lock'), { nonBlocking: true, busyGraceMs: DYING_HOLDER_GRACE_MS, label: `output directory ${outputDir}` });
   if (!lock) throw new UsageError(`nsmatrix: --output ${outputDir} is in use by another nsmatrix run: choose another --output`);
   // Held until the run ends (resources.releaseAll in the run command). Holding it, no other run writes here, so a
   // report's temporary file left by a run that was SIGKILLed mid-write can go.

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { InfraError } from '../errors.js';
-import { acquireFlock, LockError } from '../lib/flock.js';
+import { acquireFlock, DYING_HOLDER_GRACE_MS, LockError } from '../lib/flock.js';
 import { storePaths } from './store.js';
 
 export interface KeyLock {
@@ -19,8 +19,9 @@ export interface LockOptions {
   onWait?: () => void;
   /** How long to wait before calling onWait. */
   waitNoticeMs?: number;
-  /** Give up at once when the lock is held: resolves to undefined then. */
+  /** Give up when the lock is held: resolves to undefined then. */
   nonBlocking?: boolean;
+  busyGraceMs?: number;
 }
 
 export function lockPath(stateDir: string, key: string): string {
@@ -36,7 +37,7 @@ export function acquireKeyLock(stateDir: string, key: string, options: LockOptio
 
 /** The lock when it is free right now, else undefined (for garbage collection, which never waits). */
 export function tryKeyLock(stateDir: string, key: string): Promise<KeyLock | undefined> {
-  return lockKey(stateDir, key, { nonBlocking: true });
+  return lockKey(stateDir, key, { nonBlocking: true, busyGraceMs: DYING_HOLDER_GRACE_MS });
 }
 
 async function lockKey(stateDir: string, key: string, options: LockOptions): Promise<KeyLock | undefined> {

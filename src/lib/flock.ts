@@ -19,8 +19,14 @@ export interface FileLock {
 
 export interface FlockOptions {
   shared?: boolean;
-  /** Fail at once (resolve null) instead of waiting when someone else holds the lock. */
+  /** Resolve null instead of waiting when someone else holds the lock (after `busyGraceMs`, if given). */
   nonBlocking?: boolean;
+  /**
+   * With nonBlocking: how long a held lock may take to come free before giving up. The holder of a SIGKILLed
+   * nsmatrix is a flock(1) child that lets go only once its `cat` has seen the pipe close: a run or gc started
+   * right after the kill would otherwise find the lock held by nobody alive.
+   */
+  busyGraceMs?: number;
   signal?: AbortSignal;
   /** Called once when the lock is not granted within `waitNoticeMs` (another process holds it). */
   onWait?: () => void;
@@ -30,6 +36,9 @@ export interface FlockOptions {
   /** Creates a missing lock file with this mode first (flock(1) would make it 0644). */
   mode?: number;
 }
+
+/** How long a lock whose holder was just killed may take to come free (see busyGraceMs). */
+export const DYING_HOLDER_GRACE_MS = 2_000;
 
 export class LockError extends Error {
   override name = 'LockError';
@@ -52,7 +61,9 @@ export function acquireFlock(file: string, options: FlockOptions): Promise<FileL
     }
   }
   if (options.signal?.aborted) return Promise.reject(new LockError(`waiting for ${options.label} was aborted`, 'aborted'));
-  const mode = [options.shared ? '-s' : '-x', ...(options.nonBlocking ? ['-n', '-E', '75'] : [])];
+  const grace = options.busyGraceMs ?? 0;
+  const wait = grace > 0 ? ['-w', (grace / 1000).toFixed(3)] : ['-n'];
+  const mode = [options.shared ? '-s' : '-x', ...(options.nonBlocking ? [...wait, '-E', '75'] : [])];
   return new Promise<FileLock | null>((resolve, reject) => {
     let settled = false;
     let stderr = '';
