@@ -5,6 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { ROOT_CACHE_DIR } from './root-cache.js';
 
 /** Kernel interfaces: a step that reaches them reaches the host's processes, devices and kernel settings. */
 export const PSEUDO_FILESYSTEMS = ['/proc', '/sys', '/dev'] as const;
@@ -56,8 +57,8 @@ export interface ExposureOptions {
 
 /**
  * Why the resolved host path `path` must not reach a container, or undefined when it may. Refused: `/`, anything
- * in /proc, /sys or /dev, the state directory, anything inside it or containing it, and (unless read-only) the
- * output directory or anything containing it.
+ * in /proc, /sys or /dev, the state directory and root's cache directory, anything inside them or containing them,
+ * and (unless read-only) the output directory or anything containing it.
  */
 export function exposureProblem(path: string, dirs: GuardedDirs, options: ExposureOptions = {}): string | undefined {
   if (path === '/') return "refusing to expose the host's root directory";
@@ -65,6 +66,10 @@ export function exposureProblem(path: string, dirs: GuardedDirs, options: Exposu
   if (pseudo) return `refusing to expose ${path}: it is in ${pseudo} (the host kernel's interface)`;
   if (isWithin(dirs.stateDir, path) || isWithin(path, dirs.stateDir)) {
     return `refusing to expose nsmatrix's state directory (${dirs.stateDir}), a directory inside it or one containing it`;
+  }
+  // Root's caches hold code root runs (the CLI's compiled bundle): as much nsmatrix's own as the state directory.
+  if (isWithin(ROOT_CACHE_DIR, path) || isWithin(path, ROOT_CACHE_DIR)) {
+    return `refusing to expose ${ROOT_CACHE_DIR} (the code and data root's nsmatrix caches), a directory inside it or one containing it`;
   }
   if (!options.readOnly && isWithin(dirs.outputDir, path)) {
     return `refusing to expose the output directory (${dirs.outputDir}) or a directory containing it`;

@@ -122,6 +122,8 @@ describe('exposureProblem', () => {
     ['/var', 'state directory'],
     ['/var/lib/nsmatrix/images', 'state directory'],
     ['/home/u/p', 'output directory'],
+    ['/run', '/run/nsmatrix'],
+    ['/run/nsmatrix/code-cache', '/run/nsmatrix'],
   ])('refuses %s', (path, reason) => {
     expect(exposureProblem(path, dirs)).toContain(reason);
   });
@@ -130,6 +132,8 @@ describe('exposureProblem', () => {
     expect(exposureProblem('/home/u/p', dirs, { readOnly: true })).toBeUndefined();
     expect(exposureProblem('/var', dirs, { readOnly: true })).toContain('state directory');
     expect(exposureProblem('/srv/data', dirs)).toBeUndefined();
+    expect(exposureProblem('/run/nsmatrix', dirs, { readOnly: true })).toContain('/run/nsmatrix');
+    expect(exposureProblem('/run/dbus', dirs)).toBeUndefined();
   });
 
   it('realOrResolved resolves the existing part of a path through symlinks', () => {
