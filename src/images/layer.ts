@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { InfraError } from '../errors.js';
 import { detectHost } from '../lib/host.js';
 import { nspawnArgs, nspawnEnvironment, type NspawnMount } from '../lib/nspawn.js';
+import { removePropagateDir } from '../lib/propagate.js';
 import type { HostInfo } from '../lib/host.js';
 import type { BuildLog } from './build-log.js';
 import { expiredReleaseHint } from './builders/bootstrap.js';
@@ -19,13 +20,16 @@ export function packageInstallScript(packages: string[]): string {
   return installScript('apt', packages);
 }
 
+export const BUILD_MACHINE_PREFIX = 'nsmatrix-build-';
+export const buildMachineName = () => `${BUILD_MACHINE_PREFIX}${randomBytes(4).toString('hex')}`;
+
 /** An image build step: the payload as init, writing the build's own copy of the tree. */
-export function layerNspawnArgv(host: HostInfo, root: string, command: string[], mounts: NspawnMount[] = []): string[] {
+export function layerNspawnArgv(host: HostInfo, root: string, command: string[], mounts: NspawnMount[] = [], machine = buildMachineName()): string[] {
   return [
     'systemd-nspawn',
     ...nspawnArgs({
       host,
-      machine: `nsmatrix-build-${randomBytes(4).toString('hex')}`,
+      machine,
       root,
       rootWrites: 'direct',
       payload: 'pid1',
@@ -62,7 +66,11 @@ export async function buildTopLayer(
   const cache = options.packagePool && request.packages.length > 0 ? await options.packagePool.open(root, join(dirname(root), 'pkgcache')).catch(() => undefined) : undefined;
   const step = async (what: string, command: string[]) => {
     log.info(what);
-    const outcome = await runLogged(layerNspawnArgv(host, root, command, cache ? [cache.mount] : []), log, { env, signal });
+    const machine = buildMachineName();
+    const outcome = await runLogged(layerNspawnArgv(host, root, command, cache ? [cache.mount] : [], machine), log, { env, signal }).finally(() =>
+      // An aborted build's nspawn is SIGKILLed (images/process.ts) and cannot remove this itself.
+      removePropagateDir(machine),
+    );
     if (outcome.isCanceled) throw new InfraError(`${what}: aborted`, { logPath: log.path });
     if (outcome.exitCode !== 0) {
       const hint = expiredReleaseHint(log.text());

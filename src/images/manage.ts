@@ -1,7 +1,9 @@
 /** Store management: list, remove, prune by age, and garbage-collect leftovers of killed builds. */
 import { readdirSync } from 'node:fs';
 import { InfraError } from '../errors.js';
+import { sweepPropagateDirs } from '../lib/propagate.js';
 import { removeTree } from './fs-ops.js';
+import { BUILD_MACHINE_PREFIX } from './layer.js';
 import { acquireKeyLock, tryKeyLock } from './lock.js';
 import { buildDirsOf, imageDir, isKey, listManifests, storePaths, type Manifest } from './store.js';
 
@@ -87,6 +89,8 @@ export async function gcImages(stateDir: string): Promise<string[]> {
     names = [];
   }
   const published = new Set(listManifests(stateDir).map((m) => m.key));
+  // A SIGKILLed build's nspawn leaves its propagation directory under /run (empty: rmdir only).
+  removed.push(...sweepPropagateDirs(BUILD_MACHINE_PREFIX));
   for (const name of names) {
     if (isKey(name) && !published.has(name)) {
       await removeTree(imageDir(stateDir, name));

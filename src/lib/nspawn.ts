@@ -54,10 +54,12 @@ export interface NspawnInvocation {
   command: string[];
 }
 
+export const MACHINE_PREFIX = 'nsm-';
+
 /** `nsm-<hash of cell id and run token>-<n>`: unique per container, a valid hostname, at most 64 characters. */
 export function machineName(cellId: string, runToken: string, counter: number): string {
   const hash = createHash('sha256').update(`${runToken}\0${cellId}`).digest('hex').slice(0, 10);
-  return `nsm-${hash}-${counter}`;
+  return `${MACHINE_PREFIX}${hash}-${counter}`;
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -11,7 +11,7 @@ import { InfraError } from '../errors.js';
 import { detectHost } from '../lib/host.js';
 import { runChecked } from '../lib/process.js';
 import { resources } from '../lib/resources.js';
-import { dropsSysAdmin, machineName } from '../lib/nspawn.js';
+import { dropsSysAdmin, MACHINE_PREFIX, machineName } from '../lib/nspawn.js';
 import { cellInvocation, type NspawnPlan } from './args.js';
 import { validateBinds } from './binds.js';
 import { bootContainer, summariseJournal, type BootedContainer } from './boot.js';
@@ -19,6 +19,7 @@ import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDi
 import { createControlDir } from './control.js';
 import { disarmTree } from './disarm.js';
 import { execStep } from './exec.js';
+import { sweepPropagateDirs } from '../lib/propagate.js';
 import { killRecordedNspawns, PROPAGATE_ROOT, removePropagateDir } from './orphans.js';
 import { prepareCellRoot, type CellRoot } from './root.js';
 import { chooseStrategy } from './strategy.js';
@@ -62,7 +63,7 @@ export async function gcRuntime(stateDir: string, host: HostInfo = detectHost(),
     if (Number.isInteger(owner) && owner > 0 && pidAlive(owner)) continue;
     // A run killed with SIGKILL leaves its containers running: stop them before removing their scratch. Its own
     // record of nspawn processes works on every host; the cgroups exist only where PID 1 is not systemd.
-    for (const machine of (await readdir(dir)).filter((n) => n.startsWith('nsm-'))) {
+    for (const machine of (await readdir(dir)).filter((n) => n.startsWith(MACHINE_PREFIX))) {
       if ((await killRecordedNspawns(join(dir, machine))) > 0) removed.push(`containers of ${join(dir, machine)}`);
       if (!host.systemdIsPid1) {
         for (const hierarchy of cgroupHierarchies(host.cgroupLayout)) {
@@ -80,6 +81,8 @@ export async function gcRuntime(stateDir: string, host: HostInfo = detectHost(),
     removed.push(dir);
   }
   if (!host.systemdIsPid1) removed.push(...(await gcCgroups(host, undefined, options.cgroupMinAgeMs)));
+  // Those of containers whose scratch is gone already (an earlier gc, another state directory): any no nspawn owns.
+  removed.push(...sweepPropagateDirs(MACHINE_PREFIX));
   return removed;
 }
 

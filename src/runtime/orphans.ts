@@ -4,27 +4,12 @@
  * gets a scope), so this record is the only way back to them; elsewhere it comes before the cgroup sweep.
  * A pid is trusted only together with the start time the kernel gave that process, so a reused pid is never hit.
  */
-import { appendFileSync, readFileSync, rmdirSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const PID_RECORD = 'nspawn.pids';
-/** systemd-nspawn's per-machine mount propagation directories on the host; one it cannot clean up stays there. */
-export const PROPAGATE_ROOT = '/run/systemd/nspawn/propagate';
-
-/**
- * Removes the propagation directory systemd-nspawn made for `machine` (an nspawn that is SIGKILLed leaves it, on
- * every host, however the container is then stopped). rmdir only: it is empty unless something was put in it, and
- * then it stays. True when it was there and is gone.
- */
-export function removePropagateDir(machine: string, root = PROPAGATE_ROOT): boolean {
-  try {
-    rmdirSync(join(root, machine));
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { PROPAGATE_ROOT, removePropagateDir } from '../lib/propagate.js';
 
 /** Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot. */
 function startTime(pid: number): string | null {
