@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -19,7 +19,14 @@ it('takes the output directory, refuses a second taker, and removes half-written
   dirs.push(out);
   writeFileSync(join(out, '.junit.xml.4242.deadbeef.tmp'), '<testsuites');
   writeFileSync(join(out, 'junit.xml'), '<testsuites/>');
+  // Cell directories a killed run was making or removing (run/scheduler.ts), and a user's hidden directory.
+  for (const name of ['.debian-bookworm.0123456789ab.new', '.debian-sid_cc-gcc.abcdef012345.old', '.my-notes']) {
+    mkdirSync(join(out, name, 'artifacts'), { recursive: true });
+  }
   await lockOutputDir(out);
+  expect(existsSync(join(out, '.debian-bookworm.0123456789ab.new'))).toBe(false);
+  expect(existsSync(join(out, '.debian-sid_cc-gcc.abcdef012345.old'))).toBe(false);
+  expect(existsSync(join(out, '.my-notes', 'artifacts'))).toBe(true);
   expect(existsSync(join(out, '.junit.xml.4242.deadbeef.tmp'))).toBe(false);
   expect(existsSync(join(out, 'junit.xml'))).toBe(true);
   // flock locks belong to open file descriptions: a second flock(1) child conflicts even from this process
