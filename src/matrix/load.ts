@@ -10,7 +10,8 @@ import { parseDuration } from '../lib/duration.js';
 import { crossCheck, nulByteProblems } from './check.js';
 import { diagnoseIssue, formatDiagnostics } from './diagnostics.js';
 import { HARD_COMBINATION_LIMIT, planCells, productSize } from './expand.js';
-import { fileSchema, type MatrixFile } from './schema.js';
+import { cachedModel, keepModel } from './model-cache.js';
+import { matrixSchemas, type MatrixFile } from './schema.js';
 import { parseYaml, type Diagnostic, type SourceMap } from './source-map.js';
 import type { BindSpec, CacheSpec, ImageSpec, MatrixModel, MatrixValue, ShellSpec, SourcePosition, StepSpec } from './types.js';
 
@@ -56,7 +57,11 @@ export async function loadMatrix(file: string): Promise<MatrixModel> {
     const reason = code === 'ENOENT' ? 'matrix file not found' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? String(error)})`;
     throw new UsageError(`${file}: ${reason}`);
   }
-  return parseMatrix(text, file);
+  const cached = cachedModel(text, file);
+  if (cached) return cached;
+  const model = parseMatrix(text, file);
+  keepModel(text, file, model);
+  return model;
 }
 
 /** Pure apart from resolving `file` to an absolute path. `file` is used as given in messages. */
@@ -73,7 +78,7 @@ export function parseMatrix(text: string, file: string): MatrixModel {
   }
 
   const checked: Diagnostic[] = [];
-  const result = fileSchema.safeParse(data);
+  const result = matrixSchemas().fileSchema.safeParse(data);
   if (!result.success) for (const issue of result.error.issues) checked.push(...diagnoseIssue(issue, data, map));
   checked.push(...crossCheck(data, map));
   // A NUL byte breaks most checks of the value holding it: say it once, not again as an invalid name or bind.

@@ -16,40 +16,6 @@ const SHA256_RE = /^[0-9a-fA-F]{64}$/;
 
 const show = (value: unknown): string => JSON.stringify(value) ?? String(value);
 
-export const scalarSchema = z.union([z.string(), z.number(), z.boolean()], {
-  error: 'expected a string, number or boolean',
-});
-
-const envNameSchema = z.string().regex(ENV_NAME_RE, {
-  error: (issue) =>
-    `invalid environment variable name ${show(issue.input)} (letters, digits and "_", not starting with a digit)`,
-});
-
-export const envSchema = z.record(envNameSchema, scalarSchema);
-
-export const durationSchema = z
-  .union([z.string(), z.number()], { error: 'expected a duration such as 90s, 30m or 1h30m' })
-  .superRefine((value, ctx) => {
-    if (parseDuration(value) === undefined) {
-      ctx.addIssue({ code: 'custom', message: `invalid duration ${show(value)} (use e.g. 90s, 30m, 1h30m)` });
-    }
-  });
-
-export const continueOnErrorSchema = z
-  .union([z.boolean(), z.string()], { error: 'expected true, false or ${{ matrix.KEY }}' })
-  .superRefine((value, ctx) => {
-    if (typeof value === 'string' && !MATRIX_EXPRESSION_RE.test(value)) {
-      ctx.addIssue({ code: 'custom', message: `expected true, false or \${{ matrix.KEY }}, got ${show(value)}` });
-    }
-  });
-
-const retriesSchema = z.int().min(0).max(100);
-
-export const bindSchema = z.string().superRefine((text, ctx) => {
-  const problem = bindProblem(text);
-  if (problem) ctx.addIssue({ code: 'custom', message: `invalid bind ${show(text)}: ${problem}` });
-});
-
 /** Syntax only (`host:container[:ro|rw]`); whether the host path is safe to expose is the runtime's call. */
 export function bindProblem(text: string): string | undefined {
   const parts = text.split(':');
@@ -105,64 +71,6 @@ export function imageNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-const imageNameSchema = z.string().superRefine((name, ctx) => {
-  const problem = imageNameProblem(name);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
-
-const packageSchema = z.string().regex(PACKAGE_RE, {
-  error: (issue) => `invalid package name ${show(issue.input)}`,
-});
-
-export const pullSchema = z.strictObject({
-  url: z.string().regex(/^(https?:\/\/|\/)/, { error: 'expected an http(s) URL or an absolute path' }),
-  sha256: z.string().regex(SHA256_RE, { error: 'expected 64 hexadecimal digits' }),
-});
-
-export const imageSpecSchema = z
-  .strictObject({
-    packages: z.array(packageSchema).optional(),
-    setup: z.string().optional(),
-    mirror: z
-      .string()
-      .superRefine((url, ctx) => {
-        const problem = mirrorUrlProblem(url);
-        if (problem) ctx.addIssue({ code: 'custom', message: `invalid mirror ${show(url)}: ${problem}` });
-      })
-      .optional(),
-    pull: pullSchema.optional(),
-    path: z.string().regex(/^\//, { error: 'expected an absolute path' }).optional(),
-    machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'invalid machine name' }).optional(),
-    'allow-expired-release': z.boolean().optional(),
-    oci: z.string().regex(OCI_REF_RE, { error: 'expected an OCI reference REGISTRY/NAME[:TAG][@sha256:DIGEST]' }).optional(),
-    insecure: z.boolean().optional(),
-  })
-  .superRefine((spec, ctx) => {
-    const sources = (['pull', 'path', 'machine', 'oci'] as const).filter((key) => spec[key] !== undefined);
-    if (sources.length > 1) {
-      ctx.addIssue({ code: 'custom', path: [sources[1]!], message: `set only one of pull, path, machine, oci` });
-    }
-  });
-
-const entrySchema = z.record(
-  z.string().regex(AXIS_KEY_RE, { error: (issue) => `invalid key ${show(issue.input)} (letters, digits, "_", "-")` }),
-  scalarSchema,
-);
-
-export const matrixSchema = z
-  .object({
-    include: z.array(entrySchema, { error: 'expected a list of mappings' }).optional(),
-    exclude: z
-      .array(
-        entrySchema.refine((entry) => Object.keys(entry).length > 0, {
-          error: 'an empty exclude entry would exclude every combination',
-        }),
-        { error: 'expected a list of mappings' },
-      )
-      .optional(),
-  })
-  .catchall(z.array(scalarSchema, { error: 'an axis must be a list of values' }).min(1, { error: 'an axis needs at least one value' }));
-
 /** The formats of per-test result files a step may declare (`results:`). */
 export const RESULT_FORMATS = ['junit', 'tap', 'automake', 'go-json', 'auto'] as const;
 export const RESULT_PATH_MAX = 1024;
@@ -177,14 +85,6 @@ export function resultPathProblem(path: string): string | undefined {
   if (/\[(?![^\]/]*\])/.test(path)) return 'unclosed "["';
   return undefined;
 }
-
-export const resultSpecSchema = z.strictObject({
-  format: z.enum(RESULT_FORMATS),
-  path: z.string({ error: 'expected a path or glob, e.g. "build/**/*.trs"' }).superRefine((path, ctx) => {
-    const problem = resultPathProblem(path);
-    if (problem) ctx.addIssue({ code: 'custom', message: `invalid results path ${show(path)}: ${problem}` });
-  }),
-});
 
 export const CACHE_PATH_MAX = 1024;
 /** Container paths a `cache:` entry may not name, nor lie below: nsmatrix's own mounts and the kernel's interfaces. */
@@ -203,69 +103,11 @@ export function cachePathProblem(path: string): string | undefined {
   return undefined;
 }
 
-const cachePathSchema = z.string({ error: 'expected a container path, e.g. /root/.cache/ccache' }).superRefine((path, ctx) => {
-  const problem = cachePathProblem(path);
-  if (problem) ctx.addIssue({ code: 'custom', message: `invalid cache path ${show(path)}: ${problem}` });
-});
-
-/** `cache:` entries: a path, or `{ path, key }` (the key may use `${{ matrix.KEY }}`). */
-export const cacheEntrySchema = z.union(
-  [cachePathSchema, z.strictObject({ path: cachePathSchema, key: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]*$/u, { error: 'a key must not contain control characters' }).optional() })],
-  { error: 'expected a path or { path, key }' },
-);
-const cacheListSchema = z.array(cacheEntrySchema, { error: 'expected a list of paths or { path, key }' }).max(16, { error: 'at most 16 cache entries' });
-
-export const stepSchema = z.strictObject({
-  name: z.string().min(1),
-  run: z.string().min(1),
-  timeout: durationSchema.optional(),
-  'continue-on-error': continueOnErrorSchema.optional(),
-  retries: retriesSchema.optional(),
-  env: envSchema.optional(),
-  results: z.array(resultSpecSchema, { error: 'expected a list of { format, path }' }).max(32, { error: 'at most 32 results entries per step' }).optional(),
-  cache: cacheListSchema.optional(),
-});
-
-/**
- * `shell:`: the project's own environment for `nsmatrix shell` (no cell: no `${{ matrix.* }}` here). Packages are
- * added to the matrix's, and with `setup` baked into a cached layer like any image's.
- */
-export const shellSchema = z.strictObject({
-  image: imageNameSchema.optional(),
-  packages: z.array(packageSchema).optional(),
-  env: envSchema.optional(),
-  setup: z.string().optional(),
-  source: z.enum(['overlay', 'ro', 'rw']).optional(),
-});
-
-export const fileSchema = z.strictObject({
-  name: z.string().min(1).max(200).optional(),
-  matrix: matrixSchema,
-  images: z.record(imageNameSchema, imageSpecSchema).optional(),
-  packages: z.array(packageSchema).optional(),
-  setup: z.string().optional(),
-  source: z.enum(['overlay', 'ro', 'rw']).optional(),
-  env: envSchema.optional(),
-  boot: z.boolean().optional(),
-  network: z.enum(['host', 'private']).optional(),
-  'private-users': z.boolean().optional(),
-  'fail-fast': z.boolean().optional(),
-  'max-parallel': z.int().min(1).optional(),
-  timeout: durationSchema.optional(),
-  retries: retriesSchema.optional(),
-  'continue-on-error': continueOnErrorSchema.optional(),
-  bind: z.array(bindSchema).optional(),
-  nspawn: z.array(z.string().regex(/^-/, { error: 'expected a systemd-nspawn option starting with "-"' })).optional(),
-  cache: cacheListSchema.optional(),
-  'cache-packages': z.boolean().optional(),
-  shell: shellSchema.optional(),
-  steps: z.array(stepSchema).min(1, { error: 'at least one step is needed' }),
-});
-
-export type MatrixFile = z.infer<typeof fileSchema>;
+export type MatrixFile = z.infer<MatrixSchemas['fileSchema']>;
 
 /** The keys a mapping at `path` may hold, for "did you mean" hints; undefined where any key is allowed. */
 export function knownKeysAt(path: readonly (string | number)[]): string[] | undefined {
+  const { fileSchema, stepSchema, resultSpecSchema, imageSpecSchema, shellSchema, pullSchema } = matrixSchemas();
   if (path.length === 0) return Object.keys(fileSchema.shape);
   if (path[0] === 'steps' && path.length === 2) return Object.keys(stepSchema.shape);
   if (path[0] === 'steps' && path.length === 4 && path[2] === 'results') return Object.keys(resultSpecSchema.shape);
@@ -273,4 +115,179 @@ export function knownKeysAt(path: readonly (string | number)[]): string[] | unde
   if (path[0] === 'shell' && path.length === 1) return Object.keys(shellSchema.shape);
   if (path[0] === 'images' && path.length === 3 && path[2] === 'pull') return Object.keys(pullSchema.shape);
   return undefined;
+}
+
+/**
+ * The schemas, built on first use: building them is some 5 ms of zod work that commands which read no matrix file
+ * (`shell IMAGE`, `images`, `gc`) would otherwise pay at every start.
+ */
+function buildSchemas() {
+  const scalarSchema = z.union([z.string(), z.number(), z.boolean()], {
+    error: 'expected a string, number or boolean',
+  });
+
+  const envNameSchema = z.string().regex(ENV_NAME_RE, {
+    error: (issue) =>
+      `invalid environment variable name ${show(issue.input)} (letters, digits and "_", not starting with a digit)`,
+  });
+
+  const envSchema = z.record(envNameSchema, scalarSchema);
+
+  const durationSchema = z
+    .union([z.string(), z.number()], { error: 'expected a duration such as 90s, 30m or 1h30m' })
+    .superRefine((value, ctx) => {
+      if (parseDuration(value) === undefined) {
+        ctx.addIssue({ code: 'custom', message: `invalid duration ${show(value)} (use e.g. 90s, 30m, 1h30m)` });
+      }
+    });
+
+  const continueOnErrorSchema = z
+    .union([z.boolean(), z.string()], { error: 'expected true, false or ${{ matrix.KEY }}' })
+    .superRefine((value, ctx) => {
+      if (typeof value === 'string' && !MATRIX_EXPRESSION_RE.test(value)) {
+        ctx.addIssue({ code: 'custom', message: `expected true, false or \${{ matrix.KEY }}, got ${show(value)}` });
+      }
+    });
+
+  const retriesSchema = z.int().min(0).max(100);
+
+  const bindSchema = z.string().superRefine((text, ctx) => {
+    const problem = bindProblem(text);
+    if (problem) ctx.addIssue({ code: 'custom', message: `invalid bind ${show(text)}: ${problem}` });
+  });
+
+  const imageNameSchema = z.string().superRefine((name, ctx) => {
+    const problem = imageNameProblem(name);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+  const packageSchema = z.string().regex(PACKAGE_RE, {
+    error: (issue) => `invalid package name ${show(issue.input)}`,
+  });
+
+  const pullSchema = z.strictObject({
+    url: z.string().regex(/^(https?:\/\/|\/)/, { error: 'expected an http(s) URL or an absolute path' }),
+    sha256: z.string().regex(SHA256_RE, { error: 'expected 64 hexadecimal digits' }),
+  });
+
+  const imageSpecSchema = z
+    .strictObject({
+      packages: z.array(packageSchema).optional(),
+      setup: z.string().optional(),
+      mirror: z
+        .string()
+        .superRefine((url, ctx) => {
+          const problem = mirrorUrlProblem(url);
+          if (problem) ctx.addIssue({ code: 'custom', message: `invalid mirror ${show(url)}: ${problem}` });
+        })
+        .optional(),
+      pull: pullSchema.optional(),
+      path: z.string().regex(/^\//, { error: 'expected an absolute path' }).optional(),
+      machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'invalid machine name' }).optional(),
+      'allow-expired-release': z.boolean().optional(),
+      oci: z.string().regex(OCI_REF_RE, { error: 'expected an OCI reference REGISTRY/NAME[:TAG][@sha256:DIGEST]' }).optional(),
+      insecure: z.boolean().optional(),
+    })
+    .superRefine((spec, ctx) => {
+      const sources = (['pull', 'path', 'machine', 'oci'] as const).filter((key) => spec[key] !== undefined);
+      if (sources.length > 1) {
+        ctx.addIssue({ code: 'custom', path: [sources[1]!], message: `set only one of pull, path, machine, oci` });
+      }
+    });
+
+  const entrySchema = z.record(
+    z.string().regex(AXIS_KEY_RE, { error: (issue) => `invalid key ${show(issue.input)} (letters, digits, "_", "-")` }),
+    scalarSchema,
+  );
+
+  const matrixSchema = z
+    .object({
+      include: z.array(entrySchema, { error: 'expected a list of mappings' }).optional(),
+      exclude: z
+        .array(
+          entrySchema.refine((entry) => Object.keys(entry).length > 0, {
+            error: 'an empty exclude entry would exclude every combination',
+          }),
+          { error: 'expected a list of mappings' },
+        )
+        .optional(),
+    })
+    .catchall(z.array(scalarSchema, { error: 'an axis must be a list of values' }).min(1, { error: 'an axis needs at least one value' }));
+
+  const resultSpecSchema = z.strictObject({
+    format: z.enum(RESULT_FORMATS),
+    path: z.string({ error: 'expected a path or glob, e.g. "build/**/*.trs"' }).superRefine((path, ctx) => {
+      const problem = resultPathProblem(path);
+      if (problem) ctx.addIssue({ code: 'custom', message: `invalid results path ${show(path)}: ${problem}` });
+    }),
+  });
+
+  const cachePathSchema = z.string({ error: 'expected a container path, e.g. /root/.cache/ccache' }).superRefine((path, ctx) => {
+    const problem = cachePathProblem(path);
+    if (problem) ctx.addIssue({ code: 'custom', message: `invalid cache path ${show(path)}: ${problem}` });
+  });
+
+  /** `cache:` entries: a path, or `{ path, key }` (the key may use `${{ matrix.KEY }}`). */
+  const cacheEntrySchema = z.union(
+    [cachePathSchema, z.strictObject({ path: cachePathSchema, key: z.string().min(1).max(200).regex(/^[^\u0000-\u001f\u007f]*$/u, { error: 'a key must not contain control characters' }).optional() })],
+    { error: 'expected a path or { path, key }' },
+  );
+
+  const cacheListSchema = z.array(cacheEntrySchema, { error: 'expected a list of paths or { path, key }' }).max(16, { error: 'at most 16 cache entries' });
+
+  const stepSchema = z.strictObject({
+    name: z.string().min(1),
+    run: z.string().min(1),
+    timeout: durationSchema.optional(),
+    'continue-on-error': continueOnErrorSchema.optional(),
+    retries: retriesSchema.optional(),
+    env: envSchema.optional(),
+    results: z.array(resultSpecSchema, { error: 'expected a list of { format, path }' }).max(32, { error: 'at most 32 results entries per step' }).optional(),
+    cache: cacheListSchema.optional(),
+  });
+
+  /**
+   * `shell:`: the project's own environment for `nsmatrix shell` (no cell: no `${{ matrix.* }}` here). Packages are
+   * added to the matrix's, and with `setup` baked into a cached layer like any image's.
+   */
+  const shellSchema = z.strictObject({
+    image: imageNameSchema.optional(),
+    packages: z.array(packageSchema).optional(),
+    env: envSchema.optional(),
+    setup: z.string().optional(),
+    source: z.enum(['overlay', 'ro', 'rw']).optional(),
+  });
+
+  const fileSchema = z.strictObject({
+    name: z.string().min(1).max(200).optional(),
+    matrix: matrixSchema,
+    images: z.record(imageNameSchema, imageSpecSchema).optional(),
+    packages: z.array(packageSchema).optional(),
+    setup: z.string().optional(),
+    source: z.enum(['overlay', 'ro', 'rw']).optional(),
+    env: envSchema.optional(),
+    boot: z.boolean().optional(),
+    network: z.enum(['host', 'private']).optional(),
+    'private-users': z.boolean().optional(),
+    'fail-fast': z.boolean().optional(),
+    'max-parallel': z.int().min(1).optional(),
+    timeout: durationSchema.optional(),
+    retries: retriesSchema.optional(),
+    'continue-on-error': continueOnErrorSchema.optional(),
+    bind: z.array(bindSchema).optional(),
+    nspawn: z.array(z.string().regex(/^-/, { error: 'expected a systemd-nspawn option starting with "-"' })).optional(),
+    cache: cacheListSchema.optional(),
+    'cache-packages': z.boolean().optional(),
+    shell: shellSchema.optional(),
+    steps: z.array(stepSchema).min(1, { error: 'at least one step is needed' }),
+  });
+
+  return { fileSchema, stepSchema, resultSpecSchema, imageSpecSchema, shellSchema, pullSchema };
+}
+
+type MatrixSchemas = ReturnType<typeof buildSchemas>;
+let built: MatrixSchemas | undefined;
+
+export function matrixSchemas(): MatrixSchemas {
+  return (built ??= buildSchemas());
 }
