@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,4 +27,22 @@ export function toolVersion(): string {
 /** `nsmatrix --version` (or -v) and nothing else: answered before anything else is loaded. */
 export function isVersionRequest(argv: readonly string[]): boolean {
   return argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v');
+}
+
+let identity: string | null | undefined;
+
+/**
+ * The running build, told apart from every other: the bundle's device, inode, size and mtime when nsmatrix runs
+ * from its bundle (dist/src/cli/nsmatrix.cjs, where this module's URL is the bundle's). Null when it runs from
+ * separate modules (tsx, tests): no one identity then covers the code, so what is keyed by it is not kept.
+ */
+export function bundleIdentity(): string | null {
+  if (identity !== undefined) return identity;
+  const path = fileURLToPath(import.meta.url);
+  try {
+    const st = statSync(path, { bigint: true });
+    return (identity = path.endsWith('.cjs') ? `${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}` : null);
+  } catch {
+    return (identity = null);
+  }
 }
