@@ -119,6 +119,37 @@ export function ensurePrivateDirectory(path: string, label: string): string {
  * users keep other things there; the subdirectories alone keep other users out).
  */
 export function securePrivateState(stateDir: string, label = `state directory ${stateDir}`, options: { foreign?: 'refuse' | 'keep-mode' } = {}): string {
+  const foreign = options.foreign ?? 'refuse';
+  const done = securedHere.get(resolve(stateDir));
+  if (done && (done.foreign === 'refuse' || foreign === 'keep-mode') && fingerprint(done.real) === done.fingerprint) return done.real;
+  const real = secureState(stateDir, label, foreign);
+  const print = fingerprint(real);
+  if (print !== null) securedHere.set(resolve(stateDir), { real, foreign, fingerprint: print });
+  return real;
+}
+
+/**
+ * State directories this process has secured. A command secures its state directory up front, and the images
+ * stage does again for its library callers: some 3 ms of a shell's start the second time, for nothing, unless a
+ * directory was replaced meanwhile (a test removing and remaking it): each one's identity and change time say so.
+ */
+const securedHere = new Map<string, { real: string; foreign: 'refuse' | 'keep-mode'; fingerprint: string }>();
+
+function fingerprint(real: string): string | null {
+  try {
+    return [real, ...STATE_SUBDIRS.map((sub) => join(real, sub))]
+      .map((path) => {
+        const st = lstatSync(path, { bigint: true });
+        return `${st.dev}:${st.ino}:${st.ctimeNs}:${st.mode}`;
+      })
+      .join(' ');
+  } catch {
+    return null;
+  }
+}
+
+function secureState(stateDir: string, label: string, foreign: 'refuse' | 'keep-mode'): string {
+  const options = { foreign };
   if (realOrResolved(stateDir) === '/') throw new UsageError(`nsmatrix: ${label}: refusing to use the host's root directory as the state directory`);
   const ours = holdsOnlyNsmatrixState(stateDir);
   if (!ours && (options.foreign ?? 'refuse') === 'refuse') {

@@ -62,6 +62,19 @@ describe('securePrivateState', () => {
     expect(stateModeProblems(state)).toEqual([]);
   });
 
+  it('secures again what changed since this process last did: a loosened directory, a state directory made anew', () => {
+    const state = join(base, 'again');
+    securePrivateState(state, '--state-dir a');
+    chmodSync(join(state, 'images'), 0o755);
+    securePrivateState(state, '--state-dir a', { foreign: 'keep-mode' });
+    expect(mode(join(state, 'images'))).toBe(0o700);
+    // Removed and made again (with nothing in it) between two calls: the second must not take it as done.
+    rmSync(state, { recursive: true });
+    mkdirSync(state, { mode: 0o755 });
+    securePrivateState(state, '--state-dir a');
+    for (const sub of ['', 'run', 'images', 'tmp', 'locks', 'logs']) expect(mode(join(state, sub)), sub).toBe(0o700);
+  });
+
   it('never makes / or a directory holding other things private', () => {
     expect(usageLine(() => securePrivateState('/', '--state-dir /'))).toMatch(/root directory/);
     const other = join(base, 'var-like');
