@@ -67,7 +67,7 @@ function lazy(load: () => Promise<Handler>): (argv: Record<string, unknown>) => 
 }
 
 /** The options that may be repeated (yargs gives them as arrays); any other option given twice is a usage error. */
-const REPEATABLE = new Set(['_', '$0', '--', 'filter', 'reporter', 'r', 'packages', 'p', 'bind', 'refs', 'dirs']);
+const REPEATABLE = new Set(['_', '$0', '--', 'filter', 'reporter', 'r', 'packages', 'p', 'bind', 'refs', 'dirs', 'ids']);
 
 /**
  * Flags given once, path flags not empty, numbers whole: yargs turns a repeated flag into an array and "abc" for

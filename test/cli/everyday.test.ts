@@ -79,6 +79,12 @@ describe('ordinary mistakes: one line, exit 2', () => {
     expectUsage(nsmatrix(['images', 'rm', 'nope', '--state-dir', state]), /images rm nope: no image named or keyed nope .*\(the cache is empty\)/);
   });
 
+  it('commands that take several names take them all (not "given 2 times")', () => {
+    const state = join(tmp, 'state');
+    expectUsage(nsmatrix(['cache', 'rm', 'aaaa', 'bbbb', '--state-dir', state]), /^nsmatrix: cache rm: aaaa matches 0 caches/);
+    expectUsage(nsmatrix(['images', 'rm', 'nope', 'nope2', '--state-dir', state]), /images rm nope: no image named or keyed nope/);
+  });
+
   it('run --filter that matches no cell exits 2, listing the values there are', () => {
     expectUsage(nsmatrix(['run', MATRIX, '--filter', 'image=debian:nope']), /matches no cell \(values: image: "debian:bookworm", "debian:trixie"\)/);
     expectUsage(nsmatrix(['list', MATRIX, '--filter', 'image=debian:bookwrom']), /did you mean "debian:bookworm"/);
