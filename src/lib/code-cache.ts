@@ -5,7 +5,7 @@
  * and the next run of that command takes it instead of compiling.
  *
  * Root only, in ROOT_CACHE_DIR (see root-cache.ts for what root believes), one file per command, named after the
- * bundle's identity (device, inode, size, mtime): V8 itself only checks that the source has the same length, so a
+ * bundle's identity (device, inode, size, mtime, ctime): V8 itself only checks that the source has the same length, so a
  * rebuilt bundle must never meet the code of an older one. Any problem (not root, no cache, a rejected cache): the
  * bundle is compiled as node would, and nothing else changes.
  *
@@ -14,23 +14,20 @@
  * first write it again (what they took from it plus what they compiled) until a run adds less than GROWTH_FLOOR of
  * it, or it has been written MAX_GENERATION times. Its first byte counts the writes.
  */
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import vm from 'node:vm';
-import { readRootCache, ROOT_CACHE_DIR, writeRootCache } from './root-cache.js';
+import { fileIdentity, readRootCache, ROOT_CACHE_DIR, writeRootCache } from './root-cache.js';
 
 /** The commands that get a cache of their own; anything else shares one. */
 const COMMANDS = new Set(['run', 'shell', 'list', 'validate', 'images', 'cache', 'doctor', 'gc', 'merge', 'completion']);
 
 export function cacheName(bundle: string, argv: readonly string[]): string | null {
-  try {
-    const st = statSync(bundle, { bigint: true });
-    const command = argv[0] !== undefined && COMMANDS.has(argv[0]) ? argv[0] : 'other';
-    return `${command}-${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}.v8`;
-  } catch {
-    return null;
-  }
+  const identity = fileIdentity(bundle);
+  if (identity === null) return null;
+  const command = argv[0] !== undefined && COMMANDS.has(argv[0]) ? argv[0] : 'other';
+  return `${command}-${identity}.v8`;
 }
 
 /** How many times a command's cache is written at most, and the growth below which a run stops writing it. */

@@ -4,9 +4,9 @@
  * namespaces and the cgroup layout. Shared by the images stage (which runs nspawn for package installs) and
  * the runtime stage.
  */
-import { existsSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { readRootCache, ROOT_CACHE_DIR, writeRootCache } from './root-cache.js';
+import { fileIdentity, readRootCache, ROOT_CACHE_DIR, writeRootCache } from './root-cache.js';
 import { hostname } from 'node:os';
 import { runSync } from './process.js';
 
@@ -67,13 +67,14 @@ export const NSPAWN_VERSION_CACHE_DIR = ROOT_CACHE_DIR;
 
 /** The binary as it is now: any upgrade (new inode, size or times) changes it. */
 function binaryIdentity(path: string): string | null {
+  let real: string;
   try {
-    const real = realpathSync(path);
-    const st = statSync(real, { bigint: true });
-    return [real, st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+    real = realpathSync(path);
   } catch {
     return null;
   }
+  const identity = fileIdentity(real);
+  return identity === null ? null : `${real}:${identity}`;
 }
 
 /**

@@ -3,7 +3,7 @@
  * believes only what root wrote: a regular file, not a symlink, owned by root, writable by no one else, in a
  * directory of the same kind. No dependencies beyond node:fs: the CLI's loader uses it before anything is loaded.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const ROOT_CACHE_DIR = '/run/nsmatrix';
@@ -40,5 +40,18 @@ export function writeRootCache(dir: string, name: string, data: string | Uint8Ar
   } catch {
     // a read-only /run, a race with another nsmatrix: the next command tries again
     return false;
+  }
+}
+
+/**
+ * A file's identity, for keying what root keeps by the file it was made from: device, inode, size, modification
+ * and change times, so that a rebuilt, upgraded or replaced file gets another. Null when it cannot be read.
+ */
+export function fileIdentity(path: string): string | null {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}-${st.ctimeNs}`;
+  } catch {
+    return null;
   }
 }

@@ -1,6 +1,7 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fileIdentity } from './root-cache.js';
 
 let version: string | undefined;
 
@@ -32,17 +33,12 @@ export function isVersionRequest(argv: readonly string[]): boolean {
 let identity: string | null | undefined;
 
 /**
- * The running build, told apart from every other: the bundle's device, inode, size and mtime when nsmatrix runs
+ * The running build, told apart from every other: the bundle's fileIdentity() when nsmatrix runs
  * from its bundle (dist/src/cli/nsmatrix.cjs, where this module's URL is the bundle's). Null when it runs from
  * separate modules (tsx, tests): no one identity then covers the code, so what is keyed by it is not kept.
  */
 export function bundleIdentity(): string | null {
   if (identity !== undefined) return identity;
   const path = fileURLToPath(import.meta.url);
-  try {
-    const st = statSync(path, { bigint: true });
-    return (identity = path.endsWith('.cjs') ? `${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}` : null);
-  } catch {
-    return (identity = null);
-  }
+  return (identity = path.endsWith('.cjs') ? fileIdentity(path) : null);
 }

@@ -3,7 +3,7 @@
  * parsing would give; anything that changes the model (text, name, directory, code) must miss; and the CLI must
  * really take a kept model instead of parsing (checked by planting a different model under the key it reads).
  */
-import { readdirSync, readFileSync, mkdtempSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseMatrix } from '../../src/matrix/load.js';
 import { cachedModel, keepModel, MAX_KEPT_MODELS } from '../../src/matrix/model-cache.js';
 import { CLI, runCli } from '../helpers/cli.js';
+import { fileIdentity } from '../../src/lib/root-cache.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsm-model-cache-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,8 +64,7 @@ describe('a kept model', () => {
 
 describe.runIf(isRoot)('the CLI', () => {
   const bundle = resolve(CLI, '..', 'nsmatrix.cjs');
-  const st = statSync(bundle, { bigint: true });
-  const build = `${st.dev}-${st.ino}-${st.size}-${st.mtimeNs}`;
+  const build = fileIdentity(bundle)!;
   const models = '/run/nsmatrix/matrix-models';
   const keyOf = (text: string, file: string, cwd: string) => createHash('sha256').update(JSON.stringify([build, file, resolve(cwd, file), text])).digest('hex');
 
