@@ -149,17 +149,16 @@ function fingerprint(real: string): string | null {
 }
 
 function secureState(stateDir: string, label: string, foreign: 'refuse' | 'keep-mode'): string {
-  const options = { foreign };
   if (realOrResolved(stateDir) === '/') throw new UsageError(`nsmatrix: ${label}: refusing to use the host's root directory as the state directory`);
   const ours = holdsOnlyNsmatrixState(stateDir);
-  if (!ours && (options.foreign ?? 'refuse') === 'refuse') {
+  if (!ours && foreign === 'refuse') {
     throw new UsageError(`nsmatrix: ${label}: ${resolve(stateDir)} holds other things than nsmatrix state: refusing to make it private (0700) and use it as the state directory`);
   }
   const real = ours ? ensurePrivateDirectory(stateDir, label) : ensureDirectory(stateDir, { mode: PRIVATE_DIR_MODE, label });
   for (const sub of STATE_SUBDIRS) ensurePrivateDirectory(join(real, sub), label);
   // Mode 0700 keeps nobody out of a directory another user owns: they can chmod it back, or swap what is in it.
   const [foreignOwner] = stateOwnerProblems(real);
-  if (foreignOwner && (options.foreign ?? 'refuse') === 'refuse') {
+  if (foreignOwner && foreign === 'refuse') {
     throw new UsageError(`nsmatrix: ${label}: ${foreignOwner.path} is owned by uid ${foreignOwner.uid}, not by this user: that user could replace what nsmatrix keeps there (chown it, or choose another state directory)`);
   }
   for (const sub of PRIVATE_FILE_DIRS) {
