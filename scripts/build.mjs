@@ -40,28 +40,24 @@ const outdir = join(repo, 'dist', 'src', 'cli');
 // read and decode on every start. esbuild escapes every other character in strings, so the bundle is ASCII, which
 // the loader reads as latin1 (checked below).
 const common = { absWorkingDir: repo, bundle: true, platform: 'node', target: 'node20', sourcemap: 'linked', legalComments: 'none', logLevel: 'warning', metafile: true, minifyWhitespace: true, minifySyntax: true, charset: 'ascii' };
+// Both outputs are CommonJS; the one import.meta.url of the sources (lib/version.ts) is spelled as CommonJS has it.
+const cjs = {
+  format: 'cjs',
+  define: { 'import.meta.url': '__nsmatrixModuleUrl' },
+  banner: { js: "var __nsmatrixModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+};
 // The CLI and everything it loads, as one CommonJS file: what V8's code cache can keep (node 20 has no cache for
 // ES modules). Lazily imported commands stay lazy: esbuild runs a module's body on its first import().
 const bundle = await build({
   ...common,
+  ...cjs,
   entryPoints: ['src/cli/main.ts'],
   outfile: join(outdir, 'nsmatrix.cjs'),
-  format: 'cjs',
-  // The one import.meta.url of the sources (lib/version.ts), as CommonJS has it.
-  define: { 'import.meta.url': '__nsmatrixModuleUrl' },
-  banner: { js: "var __nsmatrixModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [lazyStringWidth],
 });
 // The executable: loads that bundle with the code cache (src/cli/bin.ts). CommonJS too, which node starts some 4 ms
 // sooner than an ES module (no module loader to set up): dist/src/cli/package.json says so for main.js.
-const loader = await build({
-  ...common,
-  entryPoints: ['src/cli/bin.ts'],
-  outfile: join(outdir, 'main.js'),
-  format: 'cjs',
-  define: { 'import.meta.url': '__nsmatrixModuleUrl' },
-  banner: { js: "var __nsmatrixModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-});
+const loader = await build({ ...common, ...cjs, entryPoints: ['src/cli/bin.ts'], outfile: join(outdir, 'main.js') });
 const packageJson = join(outdir, 'package.json');
 writeFileSync(packageJson, `${JSON.stringify({ type: 'commonjs', private: true })}\n`);
 if (/[^\x00-\x7f]/.test(readFileSync(join(outdir, 'nsmatrix.cjs'), 'latin1'))) throw new Error('build: dist/src/cli/nsmatrix.cjs is not ASCII, and src/lib/code-cache.ts reads it as latin1');
