@@ -39,7 +39,7 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
     const image = await provisionImage({ name: 'debian:bookworm', spec: { packages: [] }, packages: [] }, { stateDir });
     const file = matrix(join(work, 'm'), cells, 'true');
     const out = join(work, 'out');
-    const nsmatrix = (jobs: number) => execFileSync(process.execPath, [CLI, 'run', file, '--state-dir', stateDir, '-o', out, '--jobs', String(jobs), '--plain'], { stdio: 'ignore' });
+    const nsmatrix = (jobs: number) => execFileSync(CLI, ['run', file, '--state-dir', stateDir, '-o', out, '--jobs', String(jobs), '--plain'], { stdio: 'ignore' });
 
     const host = detectHost();
     const upper = join(work, 'upper');
@@ -60,7 +60,7 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
     const raws: number[] = [];
     const ratios: number[] = [];
     for (let round = 0; round < repeats; round++) {
-      const [s, n, r] = [(await timeIt(1, () => execFileSync(process.execPath, [CLI, '--version'], { stdio: 'ignore' }))).median, (await timeIt(1, () => nsmatrix(1))).median, (await timeIt(1, raw)).median];
+      const [s, n, r] = [(await timeIt(1, () => execFileSync(CLI, ['--version'], { stdio: 'ignore' }))).median, (await timeIt(1, () => nsmatrix(1))).median, (await timeIt(1, raw)).median];
       starts.push(s);
       serials.push(n);
       raws.push(r);

@@ -4,6 +4,9 @@
  * section), against a raw systemd-nspawn over an overlay of the same image running `true` (and --volatile=overlay),
  * with the options this host needs (`--register=no --keep-unit` without systemd as PID 1). The runs alternate, so
  * that a busy machine slows every side alike. The target (issue 16): at most 150 ms more than the raw overlay.
+ * nsmatrix runs as users start it: the executable itself (its #! line, as npm's bin link and the wrapper
+ * setup-host.sh installs start it), which leaves the certificates NODE_EXTRA_CA_CERTS names for nsmatrix's own
+ * downloads (src/cli/bin.ts); one row runs `node main.js` instead, which has node parse them at start-up.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,9 +38,10 @@ export async function benchShell(options: { stateDir?: string; runs?: number } =
     const host = detectHost();
     const env = { ...process.env, ...hostNspawnEnv(host) };
     const quiet = { stdio: 'ignore' as const, cwd: project };
-    const shellImage = () => execFileSync(process.execPath, [CLI, 'shell', 'debian:bookworm', '--state-dir', stateDir, '--', 'true'], quiet);
-    const shellProject = () => execFileSync(process.execPath, [CLI, 'shell', '--state-dir', stateDir, '--', 'true'], quiet);
-    const version = () => execFileSync(process.execPath, [CLI, '--version'], quiet);
+    const shellImage = () => execFileSync(CLI, ['shell', 'debian:bookworm', '--state-dir', stateDir, '--', 'true'], quiet);
+    const shellImageNode = () => execFileSync(process.execPath, [CLI, 'shell', 'debian:bookworm', '--state-dir', stateDir, '--', 'true'], quiet);
+    const shellProject = () => execFileSync(CLI, ['shell', '--state-dir', stateDir, '--', 'true'], quiet);
+    const version = () => execFileSync(CLI, ['--version'], quiet);
     const upper = join(work, 'raw-upper');
     const rawOverlay = () => {
       mkdirSync(upper);
@@ -48,14 +52,15 @@ export async function benchShell(options: { stateDir?: string; runs?: number } =
       execFileSync('systemd-nspawn', ['--quiet', ...hostNspawnArgs(host), '-D', image.root, '--volatile=overlay', '--as-pid2', '--pipe', '--', 'true'], { stdio: 'ignore', env });
 
     // Warm: the page cache, and the shell's own state (home directory, state layout).
-    for (const fn of [shellImage, shellProject, rawOverlay, rawVolatile, version]) fn();
-    const samples: Record<'image' | 'project' | 'overlay' | 'volatile' | 'version', number[]> = { image: [], project: [], overlay: [], volatile: [], version: [] };
+    for (const fn of [shellImage, shellProject, shellImageNode, rawOverlay, rawVolatile, version]) fn();
+    const samples: Record<'image' | 'imageNode' | 'project' | 'overlay' | 'volatile' | 'version', number[]> = { image: [], imageNode: [], project: [], overlay: [], volatile: [], version: [] };
     for (let i = 0; i < runs; i++) {
       samples.overlay.push(sample(rawOverlay));
       samples.image.push(sample(shellImage));
       samples.volatile.push(sample(rawVolatile));
       samples.project.push(sample(shellProject));
       samples.version.push(sample(version));
+      samples.imageNode.push(sample(shellImageNode));
     }
     const m = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)])) as Record<keyof typeof samples, number>;
     const overhead = m.image - m.overlay;
@@ -70,6 +75,7 @@ export async function benchShell(options: { stateDir?: string; runs?: number } =
       ['nsmatrix shell debian:bookworm -- true', m.image, `+${overhead.toFixed(1)} ms (ratio ${(m.image / m.overlay).toFixed(2)}x) over raw overlay: ${verdict(overhead)}`],
       ["nsmatrix shell -- true, the project's shell: section", m.project, `+${projectOverhead.toFixed(1)} ms (ratio ${(m.project / m.overlay).toFixed(2)}x) over raw overlay: ${verdict(projectOverhead)}`],
       ['nsmatrix --version: node and the CLI starting, nothing else', m.version],
+      ['node main.js shell debian:bookworm -- true', m.imageNode, `+${(m.imageNode - m.overlay).toFixed(1)} ms over raw overlay (NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? 'set here: node parses it at start-up' : 'unset here'})`],
       [`per-pair differences shell - raw overlay, median of ${runs} (ms)`, pairedOverhead, 'each shell run against the raw run just before it'],
     ]);
     return {
@@ -78,6 +84,8 @@ export async function benchShell(options: { stateDir?: string; runs?: number } =
       nsmatrixShellImageMs: m.image,
       nsmatrixShellProjectMs: m.project,
       nsmatrixVersionMs: m.version,
+      nodeMainShellImageMs: m.imageNode,
+      extraCaCertsSet: process.env.NODE_EXTRA_CA_CERTS ? 1 : 0,
       shellOverheadMs: overhead,
       pairedShellOverheadMs: pairedOverhead,
       shellRatio: m.image / m.overlay,

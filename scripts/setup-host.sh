@@ -66,6 +66,13 @@ cat >"$tmp" <<WRAPPER
 # do (run, shell, images, gc) go through sudo.
 main=$(quote "$repo/dist/src/cli/main.js")
 node=$(quote "$node_bin")
+# Node would parse the certificates NODE_EXTRA_CA_CERTS names before running anything (~40 ms); nsmatrix loads them
+# only for its https downloads (src/cli/bin.ts).
+if [ -n "\${NODE_EXTRA_CA_CERTS:-}" ]; then
+  NSMATRIX_EXTRA_CA_CERTS=\$NODE_EXTRA_CA_CERTS
+  export NSMATRIX_EXTRA_CA_CERTS
+  unset NODE_EXTRA_CA_CERTS
+fi
 if [ "\$(id -u)" != 0 ]; then
   case "\${1:-}" in run|shell|images|gc) exec sudo "\$node" "\$main" "\$@" ;; esac
 fi

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { httpGetText } from '../lib/download.js';
 
 const FALLBACK_CODENAMES: Record<string, Record<string, string>> = {
   debian: { oldstable: 'bookworm', stable: 'trixie', testing: 'forky', unstable: 'sid' },
@@ -19,9 +20,7 @@ export function codenameFromRelease(text: string): string | undefined {
 
 async function fetchCodename(mirror: string, suite: string): Promise<string | undefined> {
   try {
-    const response = await fetch(`${mirror}/dists/${suite}/Release`, { signal: AbortSignal.timeout(5000) });
-    if (!response.ok) return undefined;
-    return codenameFromRelease(await response.text());
+    return codenameFromRelease(await httpGetText(`${mirror}/dists/${suite}/Release`, AbortSignal.timeout(5000)));
   } catch {
     return undefined;
   }
@@ -94,9 +93,7 @@ export async function publishedArchitectures(mirror: string, suite: string, stat
       const cached = readCachedArchitectures(path, Date.now());
       if (cached) return cached;
       try {
-        const response = await fetch(`${mirror}/dists/${suite}/Release`, { signal: AbortSignal.timeout(10_000) });
-        if (!response.ok) return undefined;
-        const found = architecturesFromRelease(await response.text());
+        const found = architecturesFromRelease(await httpGetText(`${mirror}/dists/${suite}/Release`, AbortSignal.timeout(10_000)));
         if (found) writeCachedArchitectures(path, found);
         return found;
       } catch {

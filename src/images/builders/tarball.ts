@@ -6,9 +6,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InfraError } from '../../errors.js';
+import { httpGet } from '../../lib/download.js';
 import { runChecked } from '../../lib/process.js';
 import type { BuildLog } from '../build-log.js';
 import { runLogged } from '../process.js';
@@ -28,14 +29,11 @@ export async function fetchToFile(url: string, dest: string, signal?: AbortSigna
   if (url.startsWith('/')) {
     input = createReadStream(url);
   } else {
-    let response: Response;
     try {
-      response = await fetch(url, signal ? { signal } : {});
+      input = await httpGet(url, signal);
     } catch (error) {
       throw new InfraError(`cannot download ${url}: ${(error as Error).message}`, { cause: error });
     }
-    if (!response.ok || !response.body) throw new InfraError(`cannot download ${url}: HTTP ${response.status}`);
-    input = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
   }
   try {
     await pipeline(input, hasher, createWriteStream(dest), signal ? { signal } : {});
