@@ -35,6 +35,21 @@ const lazyStringWidth = {
     }));
   },
 };
+/**
+ * execa's IPC input (unused here: nsmatrix never gives a process an IPC channel) imports node:v8 at its top level,
+ * and loading node:v8 costs some 3 ms of every command; execa's import of it gets a stand-in that loads node:v8 on
+ * its first call.
+ */
+const lazyV8ForExeca = {
+  name: 'lazy-v8-for-execa',
+  setup(b) {
+    b.onResolve({ filter: /^node:v8$/ }, (args) => (/[\\/]node_modules[\\/]execa[\\/]/.test(args.importer) ? { path: 'node:v8', namespace: 'lazy-v8' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'lazy-v8' }, () => ({
+      contents: `export function serialize(value) {\n  return require('node:v8').serialize(value);\n}\n`,
+      loader: 'js',
+    }));
+  },
+};
 const outdir = join(repo, 'dist', 'src', 'cli');
 // Whitespace, comments and redundant syntax go (names stay, for stack traces; the source maps lead back): less to
 // read and decode on every start. esbuild escapes every other character in strings, so the bundle is ASCII, which
@@ -53,7 +68,7 @@ const bundle = await build({
   ...cjs,
   entryPoints: ['src/cli/main.ts'],
   outfile: join(outdir, 'nsmatrix.cjs'),
-  plugins: [lazyStringWidth],
+  plugins: [lazyStringWidth, lazyV8ForExeca],
 });
 // The executable: loads that bundle with the code cache (src/cli/bin.ts). CommonJS too, which node starts some 4 ms
 // sooner than an ES module (no module loader to set up): dist/src/cli/package.json says so for main.js.

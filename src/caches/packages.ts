@@ -21,7 +21,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, rmSync, type Stats } from 'node:fs';
 import { chmod, link, lstat, mkdir, open, readdir, rm, unlink } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { basename, dirname, join } from 'node:path';
 import { readOsRelease } from '../images/os-release.js';
 import { detectFamily, parseOsRelease, type PackageFamily } from '../images/package-managers.js';
@@ -167,7 +166,7 @@ export async function aptIndexOf(root: string, wanted: ReadonlySet<string>): Pro
     try {
       if (!(await handle.stat()).isFile()) continue;
       const stream = handle.createReadStream({ encoding: 'utf8', autoClose: false });
-      for (const [key, entry] of await parsePackagesIndex(createInterface({ input: stream, crlfDelay: Infinity }), wanted)) found.set(key, entry);
+      for (const [key, entry] of await parsePackagesIndex(process.getBuiltinModule('node:readline').createInterface({ input: stream, crlfDelay: Infinity }), wanted)) found.set(key, entry);
     } finally {
       await handle.close();
     }

@@ -4,9 +4,10 @@
  * NODE_EXTRA_CA_CERTS (src/cli/bin.ts says why), so the certificates it names are added here, per request.
  */
 import { readFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { rootCertificates } from 'node:tls';
+import type { IncomingMessage } from 'node:http';
+
+// node:http, node:https and node:tls are loaded on the first download, not by every command that can download
+// (~3 ms of node compiling its own modules at every start otherwise).
 
 const MAX_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
@@ -30,6 +31,7 @@ export function certificateAuthorities(file = process.env.NODE_EXTRA_CA_CERTS): 
     } catch {
       extra = undefined;
     }
+    const { rootCertificates } = process.getBuiltinModule('node:tls');
     authorities.set(file, extra === undefined ? undefined : [...rootCertificates, extra]);
   }
   return authorities.get(file);
@@ -38,10 +40,11 @@ export function certificateAuthorities(file = process.env.NODE_EXTRA_CA_CERTS): 
 function requestOnce(url: URL, signal: AbortSignal | undefined): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const options = { method: 'GET', ...(signal ? { signal } : {}) };
+    const ca = url.protocol === 'https:' ? certificateAuthorities() : undefined;
     const request =
       url.protocol === 'https:'
-        ? httpsRequest(url, { ...options, ...(certificateAuthorities() ? { ca: certificateAuthorities() } : {}) }, resolve)
-        : httpRequest(url, options, resolve);
+        ? process.getBuiltinModule('node:https').request(url, { ...options, ...(ca ? { ca } : {}) }, resolve)
+        : process.getBuiltinModule('node:http').request(url, options, resolve);
     request.once('error', reject);
     request.end();
   });
