@@ -10,9 +10,10 @@ import { isVersionRequest, toolVersion } from '../lib/version.js';
 
 // Node parses every certificate NODE_EXTRA_CA_CERTS names before the first line of JavaScript runs (~40 ms for a
 // system bundle of some 140 on a 2-core host, on every command), and nsmatrix needs them only for its own https
-// downloads, which add them per request (lib/download.ts). So the #! line above (and the wrapper
-// scripts/setup-host.sh installs) starts node without the variable, passing its value on under another name; it
-// goes back here, before anything runs, for lib/download.ts and for every process nsmatrix starts.
+// downloads, which add them per request (lib/download.ts). So the #! line above (`env -S`: GNU coreutils 8.30 or
+// later, older than any host node 20 runs on) and the wrapper scripts/setup-host.sh installs start node without the
+// variable, passing its value on under another name; it goes back here, before anything runs, for lib/download.ts
+// and for every process nsmatrix starts.
 const deferredCaCerts = process.env.NSMATRIX_EXTRA_CA_CERTS;
 if (deferredCaCerts !== undefined) {
   delete process.env.NSMATRIX_EXTRA_CA_CERTS;
