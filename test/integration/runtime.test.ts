@@ -4,11 +4,12 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, lstatSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { resources } from '../../src/lib/resources.js';
+import { destroyCgroupDir } from '../../src/runtime/cgroup.js';
 import { createRunScratch, gcRuntime, openContainer } from '../../src/runtime/index.js';
 import type { Container, ContainerOptions, ExecRequest } from '../../src/runtime/types.js';
 import { requireContainerHost } from '../helpers/host.js';
@@ -401,4 +402,36 @@ describe('gcRuntime', () => {
     expect(existsSync(cgroup)).toBe(false);
     expect(existsSync(scratch.dir)).toBe(true);
   });
+});
+
+describe('destroyCgroupDir', () => {
+  it('waits for processes that take seconds to die after the kill, instead of failing after one', async () => {
+    // A cgroup stays busy (rmdir: EBUSY) until its killed processes have exited, which on a loaded host outlasted
+    // the second of retries this used to allow (CI, during the emulated builds). Made repeatable with the v1
+    // freezer: a frozen process cannot act on its SIGKILL until it is thawed, here after 6.5 s.
+    const cgroup = '/sys/fs/cgroup/unified/nsmatrix/nsm-frozen0000-1';
+    const freezer = '/sys/fs/cgroup/freezer/nsm-test-frozen';
+    for (const dir of [cgroup, freezer]) mkdirSync(dir, { recursive: true });
+    const join2 = [cgroup, freezer].map((dir) => `echo $$ > ${join(dir, 'cgroup.procs')}`).join('; ');
+    const child = spawn('sh', ['-c', `${join2}; exec sleep 6401`], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    let thaw: NodeJS.Timeout | undefined;
+    try {
+      for (let i = 0; i < 50 && processesMatching('sleep 6401').length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      writeFileSync(join(freezer, 'freezer.state'), 'FROZEN');
+      for (let i = 0; i < 50 && readFileSync(join(freezer, 'freezer.state'), 'utf8').trim() !== 'FROZEN'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(readFileSync(join(freezer, 'freezer.state'), 'utf8').trim()).toBe('FROZEN');
+      thaw = setTimeout(() => writeFileSync(join(freezer, 'freezer.state'), 'THAWED'), 6_500);
+      await destroyCgroupDir(cgroup);
+      expect(existsSync(cgroup)).toBe(false);
+      await exited;
+      expect(processesMatching('sleep 6401')).toEqual([]);
+    } finally {
+      clearTimeout(thaw);
+      writeFileSync(join(freezer, 'freezer.state'), 'THAWED');
+      child.kill('SIGKILL');
+      await exited;
+      for (const dir of [cgroup, freezer]) if (existsSync(dir)) rmdirSync(dir);
+    }
+  }, 30_000);
 });
