@@ -20,7 +20,7 @@ export function codenameFromRelease(text: string): string | undefined {
 
 async function fetchCodename(mirror: string, suite: string): Promise<string | undefined> {
   try {
-    return codenameFromRelease(await httpGetText(`${mirror}/dists/${suite}/Release`, AbortSignal.timeout(5000)));
+    return codenameFromRelease(await httpGetText(`${mirror}/dists/${suite}/Release`, { signal: AbortSignal.timeout(5000) }));
   } catch {
     return undefined;
   }
@@ -93,7 +93,7 @@ export async function publishedArchitectures(mirror: string, suite: string, stat
       const cached = readCachedArchitectures(path, Date.now());
       if (cached) return cached;
       try {
-        const found = architecturesFromRelease(await httpGetText(`${mirror}/dists/${suite}/Release`, AbortSignal.timeout(10_000)));
+        const found = architecturesFromRelease(await httpGetText(`${mirror}/dists/${suite}/Release`, { signal: AbortSignal.timeout(10_000) }));
         if (found) writeCachedArchitectures(path, found);
         return found;
       } catch {

@@ -16,6 +16,7 @@ const routes: RequestListener = (req, res) => {
   } else if (req.url === '/hello') res.end('hello, world\n');
   else if (req.url === '/loop') res.writeHead(301, { location: '/loop' }).end();
   else if (req.url === '/slow') setTimeout(() => res.end('late'), 5_000).unref();
+  else if (req.url === '/big') res.end('x'.repeat(65_536));
   else res.writeHead(404).end('no');
 };
 
@@ -69,8 +70,14 @@ describe('httpGet', () => {
 
   it('gives up when its signal fires', async () => {
     const started = Date.now();
-    await expect(httpGetText(`${plain}/slow`, AbortSignal.timeout(200))).rejects.toThrow(DownloadError);
+    await expect(httpGetText(`${plain}/slow`, { signal: AbortSignal.timeout(200) })).rejects.toThrow(DownloadError);
     expect(Date.now() - started).toBeLessThan(4_000);
+  });
+
+  it('gives up on a server that stops sending, and on a text larger than its bound', async () => {
+    await expect(httpGetText(`${plain}/slow`, { idleTimeoutMs: 200 })).rejects.toThrow(/nothing received for 0.2 s/);
+    await expect(httpGetText(`${plain}/big`, { maxBytes: 1000 })).rejects.toThrow(/more than 1000 bytes/);
+    expect(await httpGetText(`${plain}/big`, { maxBytes: 100_000 })).toHaveLength(65_536);
   });
 
   it('trusts the certificates NODE_EXTRA_CA_CERTS names, per request, though node started without them', async () => {

@@ -30,7 +30,7 @@ export async function fetchToFile(url: string, dest: string, signal?: AbortSigna
     input = createReadStream(url);
   } else {
     try {
-      input = await httpGet(url, signal);
+      input = await httpGet(url, signal ? { signal } : {});
     } catch (error) {
       throw new InfraError(`cannot download ${url}: ${(error as Error).message}`, { cause: error });
     }
