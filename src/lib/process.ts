@@ -2,6 +2,7 @@
  * The one way nsmatrix runs an external process, on execa. Every runner (containers, image builds, locks, cp,
  * btrfs, skopeo, journalctl) goes through `start` (or `run`/`runChecked`), which:
  * - places the process in cgroups before it execs, when asked (`cgroupProcs`: nothing it starts escapes them);
+ * - can start it ahead of time (`gated`): forked, placed in its cgroups, then waiting until `open()` execs it;
  * - registers it in `resources` while it runs, so SIGINT/SIGTERM cleanup stops it;
  * - stops it by our own clock (`timeoutMs`) or an AbortSignal: `killSignal` (SIGTERM), then SIGKILL after
  *   `graceMs`. execa's own `timeout`, `cancelSignal` and `forceKillAfterDelay` are not used: one stop path
@@ -35,6 +36,12 @@ export interface ProcessOptions {
   label?: string;
   /** Joined (`echo $$ > file`, for each file) before the command is exec'd: its cgroup.procs files. */
   cgroupProcs?: readonly string[];
+  /**
+   * Fork now (and join `cgroupProcs`), exec only at `open()`, with stdin from /dev/null: what starting a process
+   * costs (a fork of this process, a shell, moving into cgroups: milliseconds on cgroup v1) is paid ahead of the
+   * moment it must run. The clock (`timeoutMs`, `durationMs`) starts at `open()`. Not with `input` or a `stdin`.
+   */
+  gated?: boolean;
   /** Stopped when this fires; never started when it already has. */
   signal?: AbortSignal;
   /** Stopped after this long (0 or absent: no limit). */
@@ -93,6 +100,8 @@ export interface ProcessResult {
 export interface RunningProcess {
   /** undefined when it could not be started. */
   readonly pid: number | undefined;
+  /** A gated process: exec the command now (no-op otherwise, and after the first call or a stop). */
+  open(): void;
   /** Resolves when the process has exited (its output may still be flowing). */
   readonly exited: Promise<void>;
   /** killSignal, then SIGKILL after `graceMs` (default: the option's); resolves once it has exited. Idempotent. */
@@ -108,12 +117,20 @@ export function formatArgv(argv: readonly string[]): string {
 }
 
 /** `sh -c` prologue that moves the shell into the cgroups, then execs the real command in place. */
-const JOIN_CGROUP = 'for f in $NSMATRIX_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"';
+const JOIN_CGROUP = 'for f in $NSMATRIX_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done';
+/** Then, gated: wait for the word on stdin (EOF without it: the caller is gone, run nothing). */
+const GATE = 'IFS= read -r word; [ "$word" = open ] || exit 125; exec "$@" </dev/null';
+const GATE_WORD = 'open\n';
 
-/** The argv that joins `cgroupProcs` before exec'ing `argv` (unchanged without any). Pure. */
-export function cgroupWrapped(argv: readonly string[], cgroupProcs: readonly string[] | undefined): { argv: string[]; env: Record<string, string> } {
-  if (!cgroupProcs || cgroupProcs.length === 0) return { argv: [...argv], env: {} };
-  return { argv: ['/bin/sh', '-c', JOIN_CGROUP, 'nsmatrix-cgroup', ...argv], env: { NSMATRIX_CGROUP_PROCS: cgroupProcs.join(' ') } };
+/**
+ * The argv that joins `cgroupProcs` (and, gated, waits for the gate word on stdin) before exec'ing `argv`;
+ * unchanged when there is neither. Pure.
+ */
+export function cgroupWrapped(argv: readonly string[], cgroupProcs: readonly string[] | undefined, gated = false): { argv: string[]; env: Record<string, string> } {
+  const joins = cgroupProcs !== undefined && cgroupProcs.length > 0;
+  if (!joins && !gated) return { argv: [...argv], env: {} };
+  const script = [...(joins ? [JOIN_CGROUP] : []), gated ? GATE : 'exec "$@"'].join('; ');
+  return { argv: ['/bin/sh', '-c', script, 'nsmatrix-cgroup', ...argv], env: joins ? { NSMATRIX_CGROUP_PROCS: cgroupProcs.join(' ') } : {} };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
@@ -130,22 +147,24 @@ function finish(
 /** Starts `argv` under nsmatrix's control; see the module comment. */
 export function start(argv: readonly string[], options: ProcessOptions = {}): RunningProcess {
   const command = formatArgv(argv);
-  const started = now();
+  let started = now();
   if (options.signal?.aborted) {
     const result = (async () => {
       await options.afterExit?.();
       return finish(command, { exitCode: null, signal: null, timedOut: false, isCanceled: true, durationMs: 0 });
     })();
-    return { pid: undefined, exited: Promise.resolve(), stop: () => Promise.resolve(), result };
+    return { pid: undefined, open: () => undefined, exited: Promise.resolve(), stop: () => Promise.resolve(), result };
   }
+  const gated = options.gated ?? false;
+  if (gated && (options.input !== undefined || (options.stdin ?? 'ignore') !== 'ignore')) throw new Error('a gated process reads its stdin from /dev/null');
   const killSignal = options.killSignal ?? 'SIGTERM';
   const defaultGrace = options.graceMs ?? KILL_GRACE_MS;
   const streaming = options.onOutput !== undefined;
-  const wrapped = cgroupWrapped(argv, options.cgroupProcs);
+  const wrapped = cgroupWrapped(argv, options.cgroupProcs, gated);
   const execaOptions: Options = {
     env: { ...options.env, ...wrapped.env },
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-    ...(options.input !== undefined ? { input: options.input } : { stdin: options.stdin ?? 'ignore' }),
+    ...(options.input !== undefined ? { input: options.input } : { stdin: gated ? 'pipe' : (options.stdin ?? 'ignore') }),
     // A file descriptor is passed to the child as is (execa's types list only 3 to 9; any open fd works).
     stdout: (options.stdout ?? 'pipe') as Options['stdout'],
     stderr: options.stderr ?? 'pipe',
@@ -198,6 +217,7 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
   const stop = (graceMs = defaultGrace): Promise<void> => {
     if (hasExited || subprocess.pid === undefined) return exited;
     return (stopping ??= (async () => {
+      if (!gateOpen) subprocess.stdin?.end();
       subprocess.kill(killSignal);
       const timer = killSignal === 'SIGKILL' ? undefined : setTimeout(() => subprocess.kill('SIGKILL'), graceMs);
       await exited;
@@ -207,13 +227,26 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
 
   let timedOut = false;
   let isCanceled = false;
-  const timer =
-    options.timeoutMs !== undefined && options.timeoutMs > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          void stop();
-        }, options.timeoutMs)
-      : undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const startClock = () => {
+    started = now();
+    if (options.timeoutMs !== undefined && options.timeoutMs > 0) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        void stop();
+      }, options.timeoutMs);
+    }
+  };
+  // The gate: the word opens it; a stop or our own end closes the pipe first, and the shell then runs nothing.
+  let gateOpen = !gated;
+  subprocess.stdin?.on('error', () => undefined);
+  const open = () => {
+    if (gateOpen || stopping || hasExited) return;
+    gateOpen = true;
+    startClock();
+    subprocess.stdin?.end(GATE_WORD);
+  };
+  if (!gated) startClock();
   const onAbort = () => {
     isCanceled = true;
     void stop();
@@ -251,7 +284,7 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
     });
   })();
 
-  return { pid: subprocess.pid, exited, stop, result };
+  return { pid: subprocess.pid, open, exited, stop, result };
 }
 
 /** Runs `argv` to its end: the result, flags and (bounded) output. */

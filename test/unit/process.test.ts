@@ -209,6 +209,75 @@ describe('cgroup placement', () => {
   });
 });
 
+describe('gated start', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('forks and joins the cgroups now, runs the command only once opened, with stdin from /dev/null', async () => {
+    const procs = join(dir, 'gated.procs');
+    writeFileSync(procs, '');
+    const marker = join(dir, 'gated-ran');
+    const child = start(['sh', '-c', `touch ${marker}; echo $$; cat`], { gated: true, cgroupProcs: [procs] });
+    await sleep(300);
+    expect(readFileSync(procs, 'utf8').trim()).toBe(String(child.pid));
+    expect(() => readFileSync(marker)).toThrow();
+    child.open();
+    child.open();
+    const result = await child.result;
+    expect(result).toMatchObject({ exitCode: 0, failed: false });
+    // exec in place: the command runs as the pid that joined the cgroups; `cat` read /dev/null, not the gate.
+    expect(result.stdout).toBe(`${child.pid}\n`);
+    expect(readFileSync(marker)).toBeDefined();
+  });
+
+  it('starts its clock at open: the wait before it counts neither towards the timeout nor the duration', async () => {
+    const child = start(['sleep', '0.3'], { gated: true, timeoutMs: 1_000 });
+    await sleep(1_200);
+    child.open();
+    const result = await child.result;
+    expect(result.timedOut).toBe(false);
+    expect(result.exitCode).toBe(0);
+    expect(result.durationMs).toBeGreaterThanOrEqual(250);
+    expect(result.durationMs).toBeLessThan(1_000);
+  });
+
+  it('never runs the command when stopped, cancelled or closed before it is opened', async () => {
+    const marker = join(dir, 'gated-stopped');
+    const stopped = start(['touch', marker], { gated: true });
+    await sleep(100);
+    await stopped.stop();
+    stopped.open();
+    expect((await stopped.result).exitCode).not.toBe(0);
+
+    const controller = new AbortController();
+    const cancelled = start(['touch', marker], { gated: true, signal: controller.signal });
+    await sleep(100);
+    controller.abort();
+    expect(await cancelled.result).toMatchObject({ isCanceled: true, failed: true });
+
+    // The gate reads EOF (nsmatrix gone without opening it): the shell exits without running anything.
+    const gate = cgroupWrapped(['touch', marker], undefined, true);
+    expect((await run(gate.argv, { env: gate.env, stdin: 'ignore' })).exitCode).toBe(125);
+    expect(() => readFileSync(marker)).toThrow();
+  });
+
+  it('refuses input or a stdin of its own', () => {
+    expect(() => start(['true'], { gated: true, input: 'x' })).toThrow(/dev\/null/);
+    expect(() => start(['true'], { gated: true, stdin: 'inherit' })).toThrow(/dev\/null/);
+  });
+
+  it('wraps the command in the gate, with or without cgroups (pure)', () => {
+    const plain = cgroupWrapped(['a', 'b c'], undefined, true);
+    expect(plain.argv.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    expect(plain.argv[2]).toMatch(/read -r word/);
+    expect(plain.argv[2]).not.toMatch(/NSMATRIX_CGROUP_PROCS/);
+    expect(plain.argv.slice(-3)).toEqual(['nsmatrix-cgroup', 'a', 'b c']);
+    expect(plain.env).toEqual({});
+    const joined = cgroupWrapped(['a'], ['/x/cgroup.procs'], true);
+    expect(joined.argv[2]).toMatch(/NSMATRIX_CGROUP_PROCS.*read -r word/);
+    expect(joined.env).toEqual({ NSMATRIX_CGROUP_PROCS: '/x/cgroup.procs' });
+  });
+});
+
 describe('runSync and formatArgv', () => {
   it('runs synchronously with the same result shape', () => {
     expect(runSync(['sh', '-c', 'echo hi; exit 2'])).toMatchObject({ exitCode: 2, stdout: 'hi\n', failed: true, signal: null });
