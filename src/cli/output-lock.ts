@@ -3,7 +3,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { acquireFlock, DYING_HOLDER_GRACE_MS } from '../lib/flock.js';
-import { CELL_DIR_TEMP } from '../run/scheduler.js';
+import { CELL_DIR_TEMP } from '../run/cell-dir.js';
 
 /** Temporary files of reports being written atomically (reporters/write-atomic.ts). */
 const REPORT_TEMP = /^\.[^/]+\.\d+\.[0-9a-f]+\.tmp$/;

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Cell, CellStep, ResultSpec } from '../matrix/types.js';
 import { collectTests, DEFAULT_GATHER_LIMITS, GatherSink, gatherScript, markFlakyTests, readGathered, type GatherLimits } from '../results/index.js';
-import type { Container, ExecResult } from '../runtime/types.js';
+import type { ArmedExec, Container, ExecRequest, ExecResult } from '../runtime/types.js';
 import type { RunEvents } from './events.js';
 import { isFailedStep, type AttemptResult, type AttemptTestResults, type StepResult } from './result.js';
 
@@ -99,6 +99,23 @@ export interface StepRunContext {
   env: Record<string, string>;
   events: RunEvents;
   signal: AbortSignal;
+  /** The first attempt of the first step, armed ahead (`Container.arm`) with `stepRequest(ctx, step 0, 1)`. */
+  armed?: ArmedExec;
+}
+
+/** What an attempt of a step asks its container to run. */
+export function stepRequest(ctx: Omit<StepRunContext, 'container' | 'armed'>, step: CellStep, attempt: number): ExecRequest {
+  const { cell, events } = ctx;
+  return {
+    index: step.index,
+    name: step.name,
+    script: step.run,
+    env: { ...ctx.env, ...step.env },
+    timeoutMs: step.timeoutMs,
+    logPath: join(ctx.outputDir, ctx.cellDir, stepLogName(step, attempt)),
+    signal: ctx.signal,
+    onOutput: (stream, chunk) => events.emit({ type: 'step-output', cell, step: step.index, stream, chunk }),
+  };
 }
 
 function reasonOf(signal: AbortSignal): string {
@@ -130,16 +147,8 @@ export async function runCellSteps(ctx: StepRunContext): Promise<CellStepsOutcom
       events.emit({ type: 'step-start', cell, step: step.index, name: step.name, attempt });
       const logRel = join(ctx.cellDir, stepLogName(step, attempt));
       const startedAt = new Date();
-      const exec = await container.exec({
-        index: step.index,
-        name: step.name,
-        script: step.run,
-        env: { ...ctx.env, ...step.env },
-        timeoutMs: step.timeoutMs,
-        logPath: join(ctx.outputDir, logRel),
-        signal,
-        onOutput: (stream, chunk) => events.emit({ type: 'step-output', cell, step: step.index, stream, chunk }),
-      });
+      const armed = step === cell.steps[0] && attempt === 1 ? ctx.armed : undefined;
+      const exec = armed ? await armed.run() : await container.exec(stepRequest(ctx, step, attempt));
       const record: AttemptResult = {
         attempt,
         startedAt: startedAt.toISOString(),

@@ -1,7 +1,6 @@
 /** Merges the results of shard runs into the result one unsharded run would have produced. */
 import { UsageError } from '../errors.js';
-import { runOutcome } from './scheduler.js';
-import type { RunResult } from './result.js';
+import { runOutcome, type RunResult } from './result.js';
 
 export function mergeResults(inputs: { source: string; result: RunResult }[]): RunResult {
   if (inputs.length === 0) throw new UsageError('nsmatrix merge: no results to merge');

@@ -170,6 +170,27 @@ export function isFailedCell(outcome: CellOutcome): boolean {
   return outcome === 'failed' || outcome === 'error';
 }
 
+export function cellOutcome(steps: StepResult[], extra: { infrastructureError?: string; cancelled?: string }): CellOutcome {
+  if (extra.infrastructureError !== undefined) return 'error';
+  if (steps.some((s) => isFailedStep(s.outcome))) return 'failed';
+  if (extra.cancelled !== undefined) return 'cancelled';
+  if (steps.length > 0 && steps.every((s) => s.outcome === 'skipped')) return 'skipped';
+  return 'passed';
+}
+
+/** Whether a cell's failure counts against the run (and triggers fail-fast): continue-on-error spares it. */
+export function cellBlocksRun(result: Pick<CellResult, 'outcome' | 'steps' | 'continueOnError'>): boolean {
+  if (result.outcome === 'error') return true;
+  if (result.outcome !== 'failed' || result.continueOnError) return false;
+  return result.steps.some((s) => isFailedStep(s.outcome) && !s.continueOnError);
+}
+
+export function runOutcome(cells: CellResult[], interrupted: boolean): RunResult['outcome'] {
+  if (interrupted) return 'interrupted';
+  if (cells.some((c) => c.outcome === 'error')) return 'error';
+  return cells.some(cellBlocksRun) ? 'failed' : 'passed';
+}
+
 export function serializeRunResult(result: RunResult): string {
   return `${JSON.stringify(result, null, 2)}\n`;
 }

@@ -18,7 +18,7 @@ import { bootContainer, summariseJournal, type BootedContainer } from './boot.js
 import { CGROUP_GROUP, cgroupHierarchies, createContainerCgroup, destroyCgroupDir, gcCgroups } from './cgroup.js';
 import { createControlDir } from './control.js';
 import { disarmTree } from './disarm.js';
-import { execStep } from './exec.js';
+import { armStep, execStep, type ArmedStep } from './exec.js';
 import { sweepPropagateDirs } from '../lib/propagate.js';
 import { killRecordedNspawns, PROPAGATE_ROOT, removePropagateDir } from './orphans.js';
 import { prepareCellRoot, type CellRoot } from './root.js';
@@ -187,13 +187,36 @@ export async function openContainer(opts: ContainerOptions): Promise<Container> 
   }
 
   let closing: Promise<{ journal?: Awaited<ReturnType<typeof summariseJournal>> }> | undefined;
+  const armed = new Set<ArmedStep>();
   return {
     machine,
     strategy,
     exec: (request) => (booted ? booted.exec(request) : execStep({ plan, control, usePerl, noSeccomp }, request)),
+    ...(booted
+      ? {}
+      : {
+          arm: async (request) => {
+            if (closing) throw new Error(`container ${machine} is closed`);
+            if (request.inheritStdio || request.interactive) throw new Error('an interactive step cannot be armed');
+            const step = await armStep({ plan, control, usePerl, noSeccomp }, request, true);
+            if (closing) {
+              await step.discard();
+              throw new Error(`container ${machine} was closed while a step was armed`);
+            }
+            armed.add(step);
+            return {
+              run: () => {
+                armed.delete(step);
+                return step.run();
+              },
+            };
+          },
+        }),
     close: () =>
       (closing ??= (async () => {
         try {
+          // A step armed but never run (the run was cancelled first): its waiting process goes first.
+          await Promise.all([...armed].map((step) => step.discard()));
           if (booted) {
             await booted.stop();
             await bootCgroupEntry?.release();

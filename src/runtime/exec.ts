@@ -2,6 +2,7 @@
  * Exec mode: every step is its own systemd-nspawn invocation over the cell's copy-on-write root. The step script
  * and a wrapper live in the control directory; the wrapper's status file is the step's exact fate.
  */
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { resources } from '../lib/resources.js';
 import { nspawnEnvironment } from '../lib/nspawn.js';
@@ -9,7 +10,7 @@ import { buildNspawnArgs, CONTROL_MOUNT, type NspawnPlan } from './args.js';
 import { createContainerCgroup } from './cgroup.js';
 import { controlToken, publishFile, readContainerFile, type ControlDir } from './control.js';
 import { StepLog } from './log.js';
-import { supervise, type SuperviseResult } from './supervise.js';
+import { superviseStart, type SuperviseResult } from './supervise.js';
 import type { ExecRequest, ExecResult } from './types.js';
 import { parseStatus, PERL_WRAPPER, SH_WRAPPER, STATUS_ROOM, type StepStatus } from './wrapper.js';
 
@@ -83,7 +84,20 @@ export interface ExecContext {
   noSeccomp: boolean;
 }
 
-export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<ExecResult> {
+/** A step made ready to run: its files, cgroup and log in place, the process that becomes nspawn waiting. */
+export interface ArmedStep {
+  /** Starts the container and waits for the step's end. Once. */
+  run(): Promise<ExecResult>;
+  /** A step that will not run: stops the waiting process, removes its log. Idempotent; a no-op once run. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Everything of a step that comes before its container starts. `gated`: the process is forked and placed in its
+ * cgroup now, and execs systemd-nspawn at `run()` (on cgroup v1 moving a process into a cgroup waits for an RCU
+ * grace period: milliseconds each container would otherwise wait before it starts).
+ */
+export async function armStep(ctx: ExecContext, request: ExecRequest, gated: boolean): Promise<ArmedStep> {
   const files = await prepareStep(ctx.control, request, ctx.usePerl);
   const argv = [
     ctx.plan.host.nspawnPath ?? 'systemd-nspawn',
@@ -96,27 +110,60 @@ export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<
   ];
   const cgroup = await createContainerCgroup(ctx.plan.host, ctx.plan.machine);
   const cgroupEntry = cgroup ? resources.add(`cgroup ${ctx.plan.machine}`, () => cgroup.destroy()) : undefined;
-  const log = await StepLog.open(request.logPath);
-  let logClosed = false;
+  let log: StepLog;
   try {
-    const run = await supervise({
-      argv,
-      env: nspawnEnvironment(ctx.plan.host, { mode: 'exec', noSeccomp: ctx.noSeccomp }),
-      cgroup,
-      ...(request.inheritStdio ? { inheritStdio: true } : { log, onOutput: request.onOutput }),
-      timeoutMs: request.timeoutMs,
-      signal: request.signal,
-      label: `systemd-nspawn ${ctx.plan.machine} step ${request.index + 1}`,
-      recordIn: dirname(ctx.control.shared),
-    });
-    if (run.timedOut) log.note(`timed out after ${request.timeoutMs} ms: container stopped`);
-    if (run.isCanceled) log.note('aborted: container stopped');
-    const status = await readStepStatus(files.status);
-    await log.close();
-    logClosed = true;
-    return stepResult(run, status, log.tail(), 'systemd-nspawn');
-  } finally {
-    if (!logClosed) await log.close();
+    log = await StepLog.open(request.logPath);
+  } catch (error) {
     await cgroupEntry?.release();
+    throw error;
   }
+  const child = superviseStart({
+    argv,
+    env: nspawnEnvironment(ctx.plan.host, { mode: 'exec', noSeccomp: ctx.noSeccomp }),
+    cgroup,
+    ...(request.inheritStdio ? { inheritStdio: true } : { log, onOutput: request.onOutput }),
+    timeoutMs: request.timeoutMs,
+    signal: request.signal,
+    label: `systemd-nspawn ${ctx.plan.machine} step ${request.index + 1}`,
+    recordIn: dirname(ctx.control.shared),
+    gated,
+  });
+  const finish = async (ran: boolean): Promise<ExecResult> => {
+    let logClosed = false;
+    try {
+      const run = await child.result;
+      if (run.timedOut) log.note(`timed out after ${request.timeoutMs} ms: container stopped`);
+      if (run.isCanceled) log.note('aborted: container stopped');
+      const status = ran ? await readStepStatus(files.status) : null;
+      await log.close();
+      logClosed = true;
+      return stepResult(run, status, log.tail(), 'systemd-nspawn');
+    } finally {
+      if (!logClosed) await log.close();
+      await cgroupEntry?.release();
+    }
+  };
+  let state: 'armed' | 'ran' | 'discarded' = 'armed';
+  let discarding: Promise<void> | undefined;
+  return {
+    run: () => {
+      if (state !== 'armed') throw new Error(`step ${request.index + 1} of ${ctx.plan.machine} was ${state} already`);
+      state = 'ran';
+      child.open();
+      return finish(true);
+    },
+    discard: () => {
+      if (state === 'ran') return Promise.resolve();
+      state = 'discarded';
+      return (discarding ??= (async () => {
+        await child.stop();
+        await finish(false);
+        await rm(request.logPath, { force: true });
+      })());
+    },
+  };
+}
+
+export async function execStep(ctx: ExecContext, request: ExecRequest): Promise<ExecResult> {
+  return (await armStep(ctx, request, false)).run();
 }

@@ -3,7 +3,7 @@
  * the host needs it, output streamed to a step log, stopped by the runner's own clock (SIGTERM, then SIGKILL
  * after a grace period) or by an AbortSignal, and registered in `resources` while it runs.
  */
-import { KILL_GRACE_MS, start, type OutputStream, type ProcessResult } from '../lib/process.js';
+import { KILL_GRACE_MS, start, type OutputStream, type ProcessResult, type RunningProcess } from '../lib/process.js';
 import type { ContainerCgroup } from './cgroup.js';
 import { recordNspawnPid } from './orphans.js';
 import { withoutNspawnNoise, type StepLog } from './log.js';
@@ -26,11 +26,17 @@ export interface SuperviseRequest {
   recordIn?: string;
   label: string;
   graceMs?: number;
+  /** Started ahead: forked and in its cgroup now, systemd-nspawn exec'd at `open()` (lib/process.ts). */
+  gated?: boolean;
 }
 
 export type SuperviseResult = ProcessResult;
 
-export async function supervise(request: SuperviseRequest): Promise<SuperviseResult> {
+export function supervise(request: SuperviseRequest): Promise<SuperviseResult> {
+  return superviseStart(request).result;
+}
+
+export function superviseStart(request: SuperviseRequest): RunningProcess {
   const { log } = request;
   // A shell keeps the terminal; only nspawn's stderr is filtered for its harmless noise line.
   const onOutput = request.inheritStdio
@@ -57,7 +63,9 @@ export async function supervise(request: SuperviseRequest): Promise<SuperviseRes
     // all of them. Without a cgroup (systemd as PID 1 owns the scope) stop waiting for the pipes after a while.
     afterExit: () => request.cgroup?.destroy(),
     drainMs: OUTPUT_DRAIN_MS,
+    ...(request.gated ? { gated: true } : {}),
   });
+  // The shell that becomes nspawn keeps its pid: recorded before it is opened, a gc finds it either way.
   if (request.recordIn) recordNspawnPid(request.recordIn, child.pid);
-  return child.result;
+  return child;
 }

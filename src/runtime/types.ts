@@ -83,10 +83,21 @@ export interface JournalSummary {
   coredumps: string[];
 }
 
+export interface ArmedExec {
+  /** The same as `exec(request)` from here on. Once. */
+  run(): Promise<ExecResult>;
+}
+
 export interface Container {
   readonly machine: string;
   readonly strategy: EphemeralStrategy;
   exec(request: ExecRequest): Promise<ExecResult>;
+  /**
+   * Containers that are not booted: does now everything `exec(request)` does before its container starts, so that
+   * `run()` starts it at once (the scheduler arms a cell's first step while the cell before it runs). `close()`
+   * discards a step armed and never run. Not for interactive requests.
+   */
+  arm?(request: ExecRequest): Promise<ArmedExec>;
   /** Stops the container (boot mode), collects the journal, removes every scratch path. Idempotent. */
   close(): Promise<{ journal?: JournalSummary }>;
 }

@@ -9,7 +9,7 @@ import { cacheId, listCaches, pathCachesDir, pruneCaches, restoreCache, saveCach
 import { parseSize } from '../../src/cli/commands/cache.js';
 import { installScript } from '../../src/images/package-managers.js';
 import { cachePathProblem } from '../../src/matrix/schema.js';
-import { cacheSpecsOf } from '../../src/run/scheduler.js';
+import { cacheSpecsOf } from '../../src/run/lifecycle.js';
 import type { Cell, MatrixModel } from '../../src/matrix/types.js';
 
 const dirs: string[] = [];

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RunEvents, type RunEvent } from '../../src/run/events.js';
-import { runMatrix, cellOutcome, type RunOptions } from '../../src/run/scheduler.js';
+import { cellOutcome } from '../../src/run/result.js';
+import { runMatrix, type RunOptions } from '../../src/run/scheduler.js';
 import type { RunResult } from '../../src/run/result.js';
 import { writeReports } from '../../src/cli/reporting.js';
 import type { Reporter } from '../../reporters/types.js';
@@ -11,6 +12,7 @@ import { detectHost } from '../../src/lib/host.js';
 import { openHostContainer } from '../../bench/support/host-container.js';
 import { makeCell, makeModel, makeStep } from '../../bench/support/model.js';
 import type { Cell } from '../../src/matrix/types.js';
+import type { ExecRequest } from '../../src/runtime/types.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -215,6 +217,100 @@ describe('an exception inside one cell', () => {
     expect(reporter.events.some((e) => e.type === 'run-end')).toBe(true);
     const recorded = JSON.parse(readFileSync(written[0]!, 'utf8')) as RunResult;
     expect(recorded.cells.map((c) => c.outcome)).toEqual(['passed', 'error', 'passed']);
+  });
+});
+
+describe('cells overlap around their steps', () => {
+  /** The host container, with `arm` and a record of what happened to each cell's container, in order. */
+  function instrumented(o: RunOptions, armFails = false) {
+    const log: string[] = [];
+    let running = 0;
+    let maxRunning = 0;
+    const real = o.stages.openContainer;
+    o.stages = {
+      ...o.stages,
+      openContainer: async (opts) => {
+        log.push(`open ${opts.cellId}`);
+        const container = await real(opts);
+        const exec = async (request: ExecRequest) => {
+          maxRunning = Math.max(maxRunning, ++running);
+          log.push(`run ${opts.cellId}`);
+          try {
+            return await container.exec(request);
+          } finally {
+            running--;
+            log.push(`ran ${opts.cellId}`);
+          }
+        };
+        return {
+          ...container,
+          exec,
+          arm: async (request: ExecRequest) => {
+            if (armFails) throw new Error('cannot arm');
+            log.push(`arm ${opts.cellId}`);
+            return { run: () => exec(request) };
+          },
+          close: async () => {
+            log.push(`close ${opts.cellId}`);
+            return container.close();
+          },
+        };
+      },
+    };
+    return { log, maxRunning: () => maxRunning, at: (entry: string) => log.indexOf(entry) };
+  }
+
+  it('with --jobs 1: one cell runs steps at a time; the next is prepared, its first step armed, while it runs', async () => {
+    const cells = ['a', 'b', 'c'].map((id) => makeCell(id, [makeStep(0, 's', 'sleep 0.2; echo done')]));
+    const { options: o, events } = options(cells, { jobs: 1 });
+    const seen = instrumented(o);
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['passed', 'passed', 'passed']);
+    expect(seen.maxRunning()).toBe(1);
+    for (const [before, next] of [['a', 'b'], ['b', 'c']]) {
+      expect(seen.at(`arm ${next}`)).toBeGreaterThan(-1);
+      expect(seen.at(`arm ${next}`)).toBeLessThan(seen.at(`ran ${before}`));
+      expect(seen.at(`run ${next}`)).toBeGreaterThan(seen.at(`ran ${before}`));
+    }
+    expect(seen.log.filter((e) => e.startsWith('close'))).toHaveLength(3);
+    // A cell starts when its steps do, not when it is prepared.
+    const order = events.filter((e) => e.type === 'cell-start' || e.type === 'step-start').map((e) => `${e.type} ${e.cell.id}`);
+    expect(order).toEqual(['cell-start a', 'step-start a', 'cell-start b', 'step-start b', 'cell-start c', 'step-start c']);
+    for (const cell of result.cells) expect(readFileSync(join(o.outputDir, cell.steps[0]!.attempts[0]!.logPath), 'utf8')).toBe('done\n');
+  });
+
+  it('fail-fast with --jobs 1 cancels the cell prepared behind a failed one: its armed step never runs, its container is closed', async () => {
+    const cells = [makeCell('fails', [makeStep(0, 's', 'sleep 0.2; exit 1')]), makeCell('next', [makeStep(0, 's', 'true')]), makeCell('last', [makeStep(0, 's', 'true')])];
+    const { options: o, events } = options(cells, { jobs: 1, failFast: true });
+    const seen = instrumented(o);
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['failed', 'cancelled', 'cancelled']);
+    expect(result.cells[1]!.cancelReason).toMatch(/fail-fast/);
+    expect(seen.at('arm next')).toBeGreaterThan(-1);
+    expect(seen.at('run next')).toBe(-1);
+    expect(seen.at('close next')).toBeGreaterThan(-1);
+    expect(seen.at('open last')).toBe(-1);
+    expect(events.filter((e) => e.type === 'cell-start').map((e) => e.cell.id)).toEqual(['fails']);
+  });
+
+  it('a step that cannot be armed starts the usual way', async () => {
+    const cells = [makeCell('a', [makeStep(0, 's', 'true')]), makeCell('b', [makeStep(0, 's', 'echo b')])];
+    const { options: o } = options(cells, { jobs: 1 });
+    const seen = instrumented(o, true);
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['passed', 'passed']);
+    expect(seen.log.filter((e) => e.startsWith('run'))).toEqual(['run a', 'run b']);
+  });
+
+  it('cells that hand `cache:` directories on run whole, one after another', async () => {
+    const cells = [makeCell('a', [makeStep(0, 's', 'sleep 0.1')]), makeCell('b', [makeStep(0, 's', 'true')])];
+    const { options: o } = options(cells, { jobs: 1 });
+    o.model = { ...o.model, cache: [{ path: '/root/.cache/thing' }] };
+    const seen = instrumented(o);
+    const result = await runMatrix(o);
+    expect(result.cells.map((c) => c.outcome)).toEqual(['passed', 'passed']);
+    expect(seen.log.filter((e) => e.startsWith('arm'))).toEqual([]);
+    expect(seen.at('open b')).toBeGreaterThan(seen.at('close a'));
   });
 });
 

@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { resolveStateDir } from '../../images/index.js';
 import { checkOutputDir, prepareOutputDir } from '../../lib/run-paths.js';
 import { mergeResults, exitCodeFor, missingShards } from '../../run/merge.js';
-import { cellDirProblem } from '../../run/scheduler.js';
+import { cellDirProblem } from '../../run/cell-dir.js';
 import { appendStepSummary, createReporters, writeReports } from '../reporting.js';
 import { plural } from '../../ui/summary.js';
 

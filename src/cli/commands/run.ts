@@ -16,7 +16,8 @@ import { imageRequestFor, provisionImage, resolveStateDir, gcImages } from '../.
 import { openContainer, gcRuntime, createRunScratch } from '../../runtime/index.js';
 import { checkMatrixHostPaths } from '../../runtime/binds.js';
 import { RunEvents } from '../../run/events.js';
-import { cellDirProblem, runMatrix } from '../../run/scheduler.js';
+import { cellDirProblem } from '../../run/cell-dir.js';
+import { runMatrix } from '../../run/scheduler.js';
 import { securePrivateState } from '../../lib/private-dir.js';
 import { checkOutputDir, checkStateDir, prepareOutputDir, stateDirLabel } from '../../lib/run-paths.js';
 import { exitCodeFor } from '../../run/merge.js';
