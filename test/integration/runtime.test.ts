@@ -366,6 +366,57 @@ describe('stopping containers', () => {
   });
 });
 
+describe('armed steps', () => {
+  const request = (c: Container, script: string): ExecRequest => ({
+    index: 0,
+    name: 's0',
+    script,
+    env: {},
+    timeoutMs: 60_000,
+    logPath: join(outputDir, c.machine, '01-s0.log'),
+  });
+
+  it('an armed step waits in its cgroup without starting the container, and run() starts it as exec() would', async () => {
+    const opts = options();
+    const c = await openContainer(opts);
+    const commandOf = (pid: string) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+    try {
+      const armed = await c.arm!(request(c, 'echo ran > /artifacts/ran; echo out; exit 3'));
+      await new Promise((r) => setTimeout(r, 1000));
+      // One process waits, in the container's cgroup: the shell that becomes systemd-nspawn, not nspawn yet.
+      const waiting = readFileSync(`/sys/fs/cgroup/unified/nsmatrix/${c.machine}/cgroup.procs`, 'utf8').trim().split('\n');
+      expect(waiting).toHaveLength(1);
+      expect(commandOf(waiting[0]!)).toBe('/bin/sh');
+      expect(existsSync(join(opts.cellOutputDir, 'artifacts', 'ran'))).toBe(false);
+      const r = await armed.run();
+      expect(readFileSync(join(opts.cellOutputDir, 'artifacts', 'ran'), 'utf8')).toBe('ran\n');
+      expect(r).toMatchObject({ exitCode: 3, signal: null, timedOut: false });
+      expect(r.durationMs).toBeLessThan(60_000);
+      expect(r.tail).toContain('out');
+      expect(readFileSync(join(outputDir, c.machine, '01-s0.log'), 'utf8')).toMatch(/out/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('close() discards a step armed and never run: nothing ran, no process, cgroup or log is left', async () => {
+    const opts = options();
+    const c = await openContainer(opts);
+    await c.arm!(request(c, 'touch /artifacts/must-not-exist'));
+    const armedLog = join(outputDir, c.machine, '01-s0.log');
+    expect(existsSync(armedLog)).toBe(true);
+    await c.close();
+    expect(existsSync(join(opts.cellOutputDir, 'artifacts', 'must-not-exist'))).toBe(false);
+    expect(existsSync(armedLog)).toBe(false);
+    expect(processesMatching(c.machine)).toEqual([]);
+    expect(existsSync(`/sys/fs/cgroup/unified/nsmatrix/${c.machine}`)).toBe(false);
+    expect(existsSync(`/sys/fs/cgroup/systemd/nsmatrix/${c.machine}`)).toBe(false);
+    expect(existsSync(join(scratch.dir, c.machine))).toBe(false);
+    expect(resources.labels().filter((l) => l.includes(c.machine))).toEqual([]);
+    await expect(c.arm!(request(c, 'true'))).rejects.toThrow(/closed/);
+  });
+});
+
 describe('gcRuntime', () => {
   it('stops the containers of a run that was killed before removing its scratch', async () => {
     const dead = join(stateDir, 'run', '999999998-cafebabe');
