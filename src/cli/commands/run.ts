@@ -148,11 +148,20 @@ export default async function run(argv: Record<string, unknown>): Promise<number
     // also when an older nsmatrix or a user made them world-readable.
     securePrivateState(stateDir, stateDirLabel(args['state-dir'], stateDir));
     const outputDir = prepareOutputDir(requestedOutput, args.output);
-    await lockOutputDir(outputDir);
-    // Whatever a crashed or killed earlier run left behind is repaired before this one starts.
-    await gcRuntime(stateDir);
-    await gcImages(stateDir);
-    const scratch = await createRunScratch(stateDir);
+    // Whatever a crashed or killed earlier run left behind is repaired before this one starts, while the output
+    // directory's lock is being taken (a flock(1) process: milliseconds of waiting otherwise).
+    // Both settle before anything is thrown: what either made is registered for the cleanup below by then.
+    const [locked, repaired] = await Promise.allSettled([
+      lockOutputDir(outputDir),
+      (async () => {
+        await gcRuntime(stateDir);
+        await gcImages(stateDir);
+        return createRunScratch(stateDir);
+      })(),
+    ]);
+    if (locked.status === 'rejected') throw locked.reason;
+    if (repaired.status === 'rejected') throw repaired.reason;
+    const scratch = repaired.value;
 
     const events = new RunEvents();
     // An interactive shell and a live view cannot share the terminal: the shell wins.
