@@ -298,6 +298,9 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
   const suiteNames = new UniqueNames((base, n) => `${base} (${n})`);
   const cellSlugs = new UniqueNames((base, n) => `${base}-${n}`);
   const suites: SuitePlan[] = [];
+  // Each step case reads its log: read several at once (a report of many cells waited on one file after another),
+  // each into the place its case keeps in the order the names were given.
+  const reads: (() => Promise<void>)[] = [];
   for (const cell of result.cells) {
     const classname = `${matrixSlug}.${cellSlugs.take(slugify(cell.id || cell.name, 300, 'cell'))}`;
     const caseNames = new UniqueNames((base, n) => `${base} (${n})`);
@@ -310,7 +313,11 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
     for (const step of cell.steps) {
       const stepName = caseNames.take(sanitizeAttribute(step.name, { maxChars: LABEL_MAX_CHARS - 8, fallback: `step ${step.index + 1}` }));
       stepNames.push(stepName);
-      cases.push(await stepCase(ctx, cell, step, stepName, classname));
+      const at = cases.length;
+      cases.push({ name: stepName, classname, timeSeconds: 0, systemOut: '' }); // replaced once its log is read
+      reads.push(async () => {
+        cases[at] = await stepCase(ctx, cell, step, stepName, classname);
+      });
       const tests = stepTests(step);
       // Upstream tests follow their step, under `<matrix>.<cell>--<step>`: the contract's one dot (Jenkins splits at
       // the last dot: package = matrix, class = cell for the step cases, cell--step for its tests). A slug never
@@ -325,6 +332,7 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
       cases,
     });
   }
+  await runBounded(reads, LOG_READS_AT_ONCE);
   if (suites.length === 0) {
     // The schema (and Jenkins) want at least one suite: say plainly that nothing ran.
     suites.push({
@@ -336,6 +344,17 @@ export async function planJunit(result: RunResult, options: JunitOptions): Promi
     });
   }
   return { name, suites };
+}
+
+/** Log files read at the same time while a report is built. */
+const LOG_READS_AT_ONCE = 8;
+
+async function runBounded(jobs: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) await jobs[next++]!();
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
 }
 
 export async function buildJunitXml(result: RunResult, options: JunitOptions): Promise<string> {
