@@ -10,7 +10,7 @@ import { buildNspawnArgs, CONTROL_MOUNT, type NspawnPlan } from './args.js';
 import { createContainerCgroup } from './cgroup.js';
 import { controlToken, publishFile, readContainerFile, type ControlDir } from './control.js';
 import { StepLog } from './log.js';
-import { superviseStart, type SuperviseResult } from './supervise.js';
+import { supervise, type SuperviseResult } from './supervise.js';
 import type { ExecRequest, ExecResult } from './types.js';
 import { parseStatus, PERL_WRAPPER, SH_WRAPPER, STATUS_ROOM, type StepStatus } from './wrapper.js';
 
@@ -117,7 +117,7 @@ export async function armStep(ctx: ExecContext, request: ExecRequest, gated: boo
     await cgroupEntry?.release();
     throw error;
   }
-  const child = superviseStart({
+  const child = supervise({
     argv,
     env: nspawnEnvironment(ctx.plan.host, { mode: 'exec', noSeccomp: ctx.noSeccomp }),
     cgroup,

@@ -32,11 +32,8 @@ export interface SuperviseRequest {
 
 export type SuperviseResult = ProcessResult;
 
-export function supervise(request: SuperviseRequest): Promise<SuperviseResult> {
-  return superviseStart(request).result;
-}
-
-export function superviseStart(request: SuperviseRequest): RunningProcess {
+/** The running process: `result` when it is over, `open()` when it was started gated. */
+export function supervise(request: SuperviseRequest): RunningProcess {
   const { log } = request;
   // A shell keeps the terminal; only nspawn's stderr is filtered for its harmless noise line.
   const onOutput = request.inheritStdio
