@@ -2,11 +2,12 @@
  * The step wrapper that runs inside the container and writes the step's exact fate to a status file, so that
  * nspawn's own failures (which also exit 1) are told apart from the step's: no status file, not the step.
  * perl (perl-base, in nearly every Debian image) can tell death by a signal from `exit 128+n`; plain sh cannot.
+ * The perl wrapper has no `use strict`: finding and compiling strict.pm took 0.6 of its 3.6 ms inside a container,
+ * paid by every step, and a script this small gains nothing from it.
  */
 import { constants } from 'node:os';
 
-export const PERL_WRAPPER = `use strict;
-my ($script, $status) = @ARGV;
+export const PERL_WRAPPER = `my ($script, $status) = @ARGV;
 my $pid = fork();
 die "nsmatrix: fork failed: $!\\n" unless defined $pid;
 if ($pid == 0) { exec('/bin/sh', '-e', $script) or exit 127; }
