@@ -31,7 +31,7 @@ function peakRssMiB(args: string[]): { code: number | null; mib: number } {
 
 export async function benchCliRun(options: { stateDir?: string; cells?: number; repeats?: number; bigRounds?: number } = {}): Promise<Record<string, number>> {
   const cells = options.cells ?? 20;
-  const repeats = options.repeats ?? 5;
+  const repeats = options.repeats ?? 9;
   const bigRounds = options.bigRounds ?? 3;
   const work = mkdtempSync('/var/tmp/nsmatrix-bench-run-');
   const stateDir = options.stateDir ?? join(work, 'state');
