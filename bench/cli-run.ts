@@ -39,7 +39,9 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
     const image = await provisionImage({ name: 'debian:bookworm', spec: { packages: [] }, packages: [] }, { stateDir });
     const file = matrix(join(work, 'm'), cells, 'true');
     const out = join(work, 'out');
-    const nsmatrix = (jobs: number) => execFileSync(CLI, ['run', file, '--state-dir', stateDir, '-o', out, '--jobs', String(jobs), '--plain'], { stdio: 'ignore' });
+    const one = matrix(join(work, 'one'), 1, 'true');
+    const runOf = (f: string, o: string, jobs: number) => execFileSync(CLI, ['run', f, '--state-dir', stateDir, '-o', o, '--jobs', String(jobs), '--plain'], { stdio: 'ignore' });
+    const nsmatrix = (jobs: number) => runOf(file, out, jobs);
 
     const host = detectHost();
     const upper = join(work, 'upper');
@@ -53,22 +55,30 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
         });
       }
     };
-    // Interleaved rounds (start-up, nsmatrix, raw loop): on a host whose load changes from minute to minute, each
-    // round's ratio compares runs made at about the same moment; the median of those ratios is the figure.
     // Warm-up: a freshly built bundle has no V8 code cache yet; its first runs compile and save one (about 20 ms at
     // exit, for up to four runs). The figures are the steady state of a user who runs the tool again and again.
     for (let i = 0; i < 4; i++) nsmatrix(1);
     execFileSync(CLI, ['--version'], { stdio: 'ignore' });
+    // Interleaved rounds (start-up, nsmatrix, a one-cell run, raw loop): on a host whose load changes from minute to
+    // minute, each round's ratio compares runs made at about the same moment; the median of those ratios is the
+    // figure. The one-cell run splits a run's cost into what every cell adds and what a run costs once.
     const starts: number[] = [];
     const serials: number[] = [];
+    const singles: number[] = [];
     const raws: number[] = [];
     const ratios: number[] = [];
+    const marginalRatios: number[] = [];
     for (let round = 0; round < repeats; round++) {
-      const [s, n, r] = [(await timeIt(1, () => execFileSync(CLI, ['--version'], { stdio: 'ignore' }))).median, (await timeIt(1, () => nsmatrix(1))).median, (await timeIt(1, raw)).median];
+      const s = (await timeIt(1, () => execFileSync(CLI, ['--version'], { stdio: 'ignore' }))).median;
+      const n = (await timeIt(1, () => nsmatrix(1))).median;
+      const n1 = (await timeIt(1, () => runOf(one, join(work, 'out-one'), 1))).median;
+      const r = (await timeIt(1, raw)).median;
       starts.push(s);
       serials.push(n);
+      singles.push(n1);
       raws.push(r);
       ratios.push((n - s) / r);
+      marginalRatios.push((n - n1) / (cells - 1) / (r / cells));
     }
     const start = { median: median(starts) };
     const serial = { median: median(serials) };
@@ -77,6 +87,8 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
     const perCell = (serial.median - start.median) / cells;
     const rawPerCell = rawLoop.median / cells;
     const pairedRatio = median(ratios);
+    const marginal = (serial.median - median(singles)) / (cells - 1);
+    const fixed = median(singles) - start.median - marginal;
 
     const big = matrix(join(work, 'big'), 1, 'yes nsmatrix-output-line | head -c 1073741824');
     const small = matrix(join(work, 'small'), 1, 'yes nsmatrix-output-line | head -c 10485760');
@@ -122,6 +134,10 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
       ['per cell: nsmatrix (run minus CLI start-up) / cells', perCell, `ratio ${(perCell / rawPerCell).toFixed(2)}x raw nspawn`],
       ['per cell: raw systemd-nspawn', rawPerCell],
       [`per-round ratio nsmatrix/raw, median of ${repeats} interleaved rounds (x)`, pairedRatio, `rounds ${ratios.map((r) => r.toFixed(2)).join(' ')}`],
+      // Not the target's figure (that is the line above): how the whole-run ratio splits, for the notes.
+      [`what each further cell adds: (${cells}-cell run - 1-cell run) / ${cells - 1}`, marginal, `ratio ${(marginal / rawPerCell).toFixed(2)}x raw nspawn`],
+      [`per-round ratio of that to raw nspawn, median of ${repeats} rounds (x)`, median(marginalRatios), `rounds ${marginalRatios.map((r) => r.toFixed(2)).join(' ')}`],
+      ['what a run costs once: 1-cell run - CLI start-up - one cell', fixed],
     ]);
     const mibPerS = (ms: number) => 1024 / (ms / 1000);
     const mibs = (list: number[]) => list.map((ms) => mibPerS(ms).toFixed(0)).join(' ');
@@ -137,6 +153,9 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
       rawPerCellMs: rawPerCell,
       ratio: perCell / rawPerCell,
       pairedRatio,
+      marginalPerCellMs: marginal,
+      marginalPairedRatio: median(marginalRatios),
+      fixedMs: fixed,
       run2Ms: parallel.median,
       throughputMiBs: mibPerS(bigMs),
       rawThroughputMiBs: mibPerS(rawBigMs),
