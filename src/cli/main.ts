@@ -220,7 +220,7 @@ async function main(argv: string[]): Promise<void> {
         y
           .positional('file', { type: 'string', describe: 'Matrix file (default: nsmatrix.yaml or nsmatrix.yml here)' })
           .options(selectionOptions)
-          .option('jobs', { alias: 'j', type: 'string', describe: 'Cells run at once (default: number of CPUs, capped by max-parallel)' })
+          .option('jobs', { alias: 'j', type: 'string', describe: "Cells whose steps run at once (default: number of CPUs, capped by max-parallel); the next cells' containers are set up meanwhile" })
           .option('output', { alias: 'o', type: 'string', default: 'nsmatrix-results', describe: 'Directory for logs, journals, artifacts and reports' })
           .option('reporter', reporterOption)
           .option('state-dir', stateDirOption)

@@ -2,7 +2,8 @@
  * The one way nsmatrix runs an external process, on execa. Every runner (containers, image builds, locks, cp,
  * btrfs, skopeo, journalctl) goes through `start` (or `run`/`runChecked`), which:
  * - places the process in cgroups before it execs, when asked (`cgroupProcs`: nothing it starts escapes them);
- * - can start it ahead of time (`gated`): forked, placed in its cgroups, then waiting until `open()` execs it;
+ * - can start it ahead of time (`gated`): started at once, its clock started only when `open()` gives it the gate
+ *   word on stdin, which the command itself waits for (the step wrapper inside a container does);
  * - registers it in `resources` while it runs, so SIGINT/SIGTERM cleanup stops it;
  * - stops it by our own clock (`timeoutMs`) or an AbortSignal: `killSignal` (SIGTERM), then SIGKILL after
  *   `graceMs`. execa's own `timeout`, `cancelSignal` and `forceKillAfterDelay` are not used: one stop path
@@ -37,9 +38,11 @@ export interface ProcessOptions {
   /** Joined (`echo $$ > file`, for each file) before the command is exec'd: its cgroup.procs files. */
   cgroupProcs?: readonly string[];
   /**
-   * Fork now (and join `cgroupProcs`), exec only at `open()`, with stdin from /dev/null: what starting a process
-   * costs (a fork of this process, a shell, moving into cgroups: milliseconds on cgroup v1) is paid ahead of the
-   * moment it must run. The clock (`timeoutMs`, `durationMs`) starts at `open()`. Not with `input` or a `stdin`.
+   * Start now, with a pipe on stdin on which `open()` writes GATE_WORD and which it then closes; a stop before
+   * `open()` closes it without the word. For a command that waits for that word itself and runs nothing without
+   * it: everything it does before (a fork of this process, moving into cgroups, a whole container's set-up) is
+   * paid ahead of the moment it must run. The clock (`timeoutMs`, `durationMs`) starts at `open()`. Not with
+   * `input` or a `stdin`.
    */
   gated?: boolean;
   /** Stopped when this fires; never started when it already has. */
@@ -100,7 +103,7 @@ export interface ProcessResult {
 export interface RunningProcess {
   /** undefined when it could not be started. */
   readonly pid: number | undefined;
-  /** A gated process: exec the command now (no-op otherwise, and after the first call or a stop). */
+  /** A gated process: give it the gate word now (no-op otherwise, and after the first call, a stop or its exit). */
   open(): void;
   /** Resolves when the process has exited (its output may still be flowing). */
   readonly exited: Promise<void>;
@@ -118,19 +121,13 @@ export function formatArgv(argv: readonly string[]): string {
 
 /** `sh -c` prologue that moves the shell into the cgroups, then execs the real command in place. */
 const JOIN_CGROUP = 'for f in $NSMATRIX_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done';
-/** Then, gated: wait for the word on stdin (EOF without it: the caller is gone, run nothing). */
-const GATE = 'IFS= read -r word; [ "$word" = open ] || exit 125; exec "$@" </dev/null';
-const GATE_WORD = 'open\n';
+/** What `open()` writes to a gated process's stdin: the whole line, newline included. */
+export const GATE_WORD = 'open\n';
 
-/**
- * The argv that joins `cgroupProcs` (and, gated, waits for the gate word on stdin) before exec'ing `argv`;
- * unchanged when there is neither. Pure.
- */
-export function cgroupWrapped(argv: readonly string[], cgroupProcs: readonly string[] | undefined, gated = false): { argv: string[]; env: Record<string, string> } {
-  const joins = cgroupProcs !== undefined && cgroupProcs.length > 0;
-  if (!joins && !gated) return { argv: [...argv], env: {} };
-  const script = [...(joins ? [JOIN_CGROUP] : []), gated ? GATE : 'exec "$@"'].join('; ');
-  return { argv: ['/bin/sh', '-c', script, 'nsmatrix-cgroup', ...argv], env: joins ? { NSMATRIX_CGROUP_PROCS: cgroupProcs.join(' ') } : {} };
+/** The argv that joins `cgroupProcs` before exec'ing `argv`; unchanged without any. Pure. */
+export function cgroupWrapped(argv: readonly string[], cgroupProcs: readonly string[] | undefined): { argv: string[]; env: Record<string, string> } {
+  if (cgroupProcs === undefined || cgroupProcs.length === 0) return { argv: [...argv], env: {} };
+  return { argv: ['/bin/sh', '-c', `${JOIN_CGROUP}; exec "$@"`, 'nsmatrix-cgroup', ...argv], env: { NSMATRIX_CGROUP_PROCS: cgroupProcs.join(' ') } };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
@@ -156,11 +153,11 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
     return { pid: undefined, open: () => undefined, exited: Promise.resolve(), stop: () => Promise.resolve(), result };
   }
   const gated = options.gated ?? false;
-  if (gated && (options.input !== undefined || (options.stdin ?? 'ignore') !== 'ignore')) throw new Error('a gated process reads its stdin from /dev/null');
+  if (gated && (options.input !== undefined || (options.stdin ?? 'ignore') !== 'ignore')) throw new Error('a gated process has its stdin for the gate word');
   const killSignal = options.killSignal ?? 'SIGTERM';
   const defaultGrace = options.graceMs ?? KILL_GRACE_MS;
   const streaming = options.onOutput !== undefined;
-  const wrapped = cgroupWrapped(argv, options.cgroupProcs, gated);
+  const wrapped = cgroupWrapped(argv, options.cgroupProcs);
   const execaOptions: Options = {
     env: { ...options.env, ...wrapped.env },
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
@@ -237,7 +234,7 @@ export function start(argv: readonly string[], options: ProcessOptions = {}): Ru
       }, options.timeoutMs);
     }
   };
-  // The gate: the word opens it; a stop or our own end closes the pipe first, and the shell then runs nothing.
+  // The gate: the word opens it; a stop or our own end closes the pipe first, and the command then runs nothing.
   let gateOpen = !gated;
   subprocess.stdin?.on('error', () => undefined);
   const open = () => {

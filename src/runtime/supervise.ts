@@ -26,7 +26,10 @@ export interface SuperviseRequest {
   recordIn?: string;
   label: string;
   graceMs?: number;
-  /** Started ahead: forked and in its cgroup now, systemd-nspawn exec'd at `open()` (lib/process.ts). */
+  /**
+   * Started ahead: systemd-nspawn starts now and sets the container up, and the step wrapper inside waits for
+   * `open()`'s gate word on stdin (lib/process.ts, wrapper.ts).
+   */
   gated?: boolean;
 }
 
@@ -62,7 +65,7 @@ export function supervise(request: SuperviseRequest): RunningProcess {
     drainMs: OUTPUT_DRAIN_MS,
     ...(request.gated ? { gated: true } : {}),
   });
-  // The shell that becomes nspawn keeps its pid: recorded before it is opened, a gc finds it either way.
+  // The shell that joins the cgroup becomes nspawn and keeps its pid: recorded now, a gc finds it either way.
   if (request.recordIn) recordNspawnPid(request.recordIn, child.pid);
   return child;
 }

@@ -366,6 +366,13 @@ describe('stopping containers', () => {
   });
 });
 
+/** The pids in a cgroup and every cgroup below it (nspawn puts the container's payload in one of its own). */
+function processesIn(cgroup: string): string[] {
+  const own = readFileSync(join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+  const below = readdirSync(cgroup, { withFileTypes: true }).filter((e) => e.isDirectory());
+  return [...own, ...below.flatMap((e) => processesIn(join(cgroup, e.name)))];
+}
+
 describe('armed steps', () => {
   const request = (c: Container, script: string): ExecRequest => ({
     index: 0,
@@ -376,22 +383,23 @@ describe('armed steps', () => {
     logPath: join(outputDir, c.machine, '01-s0.log'),
   });
 
-  it('an armed step waits in its cgroup without starting the container, and run() starts it as exec() would', async () => {
+  it('an armed step sets its container up and waits inside it; run() lets the step start as exec() would', async () => {
     const opts = options();
     const c = await openContainer(opts);
-    const commandOf = (pid: string) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
+    const commandOf = (pid: string) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     try {
-      const armed = await c.arm!(request(c, 'echo ran > /artifacts/ran; echo out; exit 3'));
-      await new Promise((r) => setTimeout(r, 1000));
-      // One process waits, in the container's cgroup: the shell that becomes systemd-nspawn, not nspawn yet.
-      const waiting = readFileSync(`/sys/fs/cgroup/unified/nsmatrix/${c.machine}/cgroup.procs`, 'utf8').trim().split('\n');
-      expect(waiting).toHaveLength(1);
-      expect(commandOf(waiting[0]!)).toBe('/bin/sh');
+      // A timeout shorter than the wait before run(): the step's clock starts at run(), not at arm().
+      const armed = await c.arm!({ ...request(c, 'echo ran > /artifacts/ran; echo out; exit 3'), timeoutMs: 2_000 });
+      await new Promise((r) => setTimeout(r, 3_000));
+      // systemd-nspawn runs, and so does the container's payload: the step wrapper, waiting for the gate word.
+      const commands = processesIn(`/sys/fs/cgroup/unified/nsmatrix/${c.machine}`).map(commandOf);
+      expect(commands.map((argv) => argv[0])).toContain('/usr/bin/systemd-nspawn');
+      expect(commands.some((argv) => argv[0] === '/usr/bin/perl' && argv.at(-2) === 'gated')).toBe(true);
       expect(existsSync(join(opts.cellOutputDir, 'artifacts', 'ran'))).toBe(false);
       const r = await armed.run();
       expect(readFileSync(join(opts.cellOutputDir, 'artifacts', 'ran'), 'utf8')).toBe('ran\n');
       expect(r).toMatchObject({ exitCode: 3, signal: null, timedOut: false });
-      expect(r.durationMs).toBeLessThan(60_000);
+      expect(r.durationMs).toBeLessThan(2_000);
       expect(r.tail).toContain('out');
       expect(readFileSync(join(outputDir, c.machine, '01-s0.log'), 'utf8')).toMatch(/out/);
     } finally {
@@ -405,6 +413,8 @@ describe('armed steps', () => {
     await c.arm!(request(c, 'touch /artifacts/must-not-exist'));
     const armedLog = join(outputDir, c.machine, '01-s0.log');
     expect(existsSync(armedLog)).toBe(true);
+    // Its container is set up (or being set up) by now: close() must stop it without the step starting.
+    await new Promise((r) => setTimeout(r, 1_000));
     await c.close();
     expect(existsSync(join(opts.cellOutputDir, 'artifacts', 'must-not-exist'))).toBe(false);
     expect(existsSync(armedLog)).toBe(false);

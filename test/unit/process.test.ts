@@ -3,7 +3,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cgroupWrapped, formatArgv, ProcessError, run, runChecked, runSync, start } from '../../src/lib/process.js';
+import { cgroupWrapped, formatArgv, GATE_WORD, ProcessError, run, runChecked, runSync, start } from '../../src/lib/process.js';
 import { resources } from '../../src/lib/resources.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsm-process-'));
@@ -211,26 +211,31 @@ describe('cgroup placement', () => {
 
 describe('gated start', () => {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  // What a gated command does itself (the step wrapper does it inside a container): wait for the word, then run.
+  const waitsForGate = (then: string) => `IFS= read -r word || exit 125; [ "$word" = ${GATE_WORD.trimEnd()} ] || exit 125; ${then}`;
 
-  it('forks and joins the cgroups now, runs the command only once opened, with stdin from /dev/null', async () => {
+  it('starts the command at once, in its cgroups, and gives it the gate word on open()', async () => {
     const procs = join(dir, 'gated.procs');
     writeFileSync(procs, '');
-    const marker = join(dir, 'gated-ran');
-    const child = start(['sh', '-c', `touch ${marker}; echo $$; cat`], { gated: true, cgroupProcs: [procs] });
+    const before = join(dir, 'gated-before');
+    const after = join(dir, 'gated-after');
+    const child = start(['sh', '-c', `touch ${before}; ${waitsForGate(`touch ${after}; echo $$; cat`)}`], { gated: true, cgroupProcs: [procs] });
     await sleep(300);
+    // Started (what it does before the gate is done) and waiting: the rest only after open().
     expect(readFileSync(procs, 'utf8').trim()).toBe(String(child.pid));
-    expect(() => readFileSync(marker)).toThrow();
+    expect(readFileSync(before)).toBeDefined();
+    expect(() => readFileSync(after)).toThrow();
     child.open();
     child.open();
     const result = await child.result;
     expect(result).toMatchObject({ exitCode: 0, failed: false });
-    // exec in place: the command runs as the pid that joined the cgroups; `cat` read /dev/null, not the gate.
+    // The cgroup's shell exec'd the command in place; `cat` found the pipe closed after the word.
     expect(result.stdout).toBe(`${child.pid}\n`);
-    expect(readFileSync(marker)).toBeDefined();
+    expect(readFileSync(after)).toBeDefined();
   });
 
   it('starts its clock at open: the wait before it counts neither towards the timeout nor the duration', async () => {
-    const child = start(['sleep', '0.3'], { gated: true, timeoutMs: 1_000 });
+    const child = start(['sh', '-c', waitsForGate('sleep 0.3')], { gated: true, timeoutMs: 1_000 });
     await sleep(1_200);
     child.open();
     const result = await child.result;
@@ -240,41 +245,26 @@ describe('gated start', () => {
     expect(result.durationMs).toBeLessThan(1_000);
   });
 
-  it('never runs the command when stopped, cancelled or closed before it is opened', async () => {
+  it('closes the gate without the word when stopped, cancelled or gone before open()', async () => {
     const marker = join(dir, 'gated-stopped');
-    const stopped = start(['touch', marker], { gated: true });
-    await sleep(100);
+    // Only the pipe's end reaches the command: it ignores SIGTERM, as a container's set-up does not stop at once.
+    const stopped = start(['sh', '-c', `trap '' TERM; ${waitsForGate(`touch ${marker}`)}`], { gated: true, graceMs: 5_000 });
+    await sleep(200);
     await stopped.stop();
     stopped.open();
-    expect((await stopped.result).exitCode).not.toBe(0);
+    expect((await stopped.result).exitCode).toBe(125);
 
     const controller = new AbortController();
-    const cancelled = start(['touch', marker], { gated: true, signal: controller.signal });
+    const cancelled = start(['sh', '-c', waitsForGate(`touch ${marker}`)], { gated: true, signal: controller.signal });
     await sleep(100);
     controller.abort();
     expect(await cancelled.result).toMatchObject({ isCanceled: true, failed: true });
-
-    // The gate reads EOF (nsmatrix gone without opening it): the shell exits without running anything.
-    const gate = cgroupWrapped(['touch', marker], undefined, true);
-    expect((await run(gate.argv, { env: gate.env, stdin: 'ignore' })).exitCode).toBe(125);
     expect(() => readFileSync(marker)).toThrow();
   });
 
   it('refuses input or a stdin of its own', () => {
-    expect(() => start(['true'], { gated: true, input: 'x' })).toThrow(/dev\/null/);
-    expect(() => start(['true'], { gated: true, stdin: 'inherit' })).toThrow(/dev\/null/);
-  });
-
-  it('wraps the command in the gate, with or without cgroups (pure)', () => {
-    const plain = cgroupWrapped(['a', 'b c'], undefined, true);
-    expect(plain.argv.slice(0, 2)).toEqual(['/bin/sh', '-c']);
-    expect(plain.argv[2]).toMatch(/read -r word/);
-    expect(plain.argv[2]).not.toMatch(/NSMATRIX_CGROUP_PROCS/);
-    expect(plain.argv.slice(-3)).toEqual(['nsmatrix-cgroup', 'a', 'b c']);
-    expect(plain.env).toEqual({});
-    const joined = cgroupWrapped(['a'], ['/x/cgroup.procs'], true);
-    expect(joined.argv[2]).toMatch(/NSMATRIX_CGROUP_PROCS.*read -r word/);
-    expect(joined.env).toEqual({ NSMATRIX_CGROUP_PROCS: '/x/cgroup.procs' });
+    expect(() => start(['true'], { gated: true, input: 'x' })).toThrow(/gate word/);
+    expect(() => start(['true'], { gated: true, stdin: 'inherit' })).toThrow(/gate word/);
   });
 });
 

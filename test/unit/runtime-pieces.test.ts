@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,8 @@ import { cgroupHierarchies } from '../../src/runtime/cgroup.js';
 import { stepFiles, stepResult, stepToken, wrapperCommand } from '../../src/runtime/exec.js';
 import { formatLogLine, isNspawnNoise, StepLog, TAIL_LINES } from '../../src/runtime/log.js';
 import { pickStrategy, isBtrfsSubvolume } from '../../src/runtime/strategy.js';
-import { parseStatus, signalName } from '../../src/runtime/wrapper.js';
+import { parseStatus, PERL_WRAPPER, SH_WRAPPER, signalName, STATUS_ROOM } from '../../src/runtime/wrapper.js';
+import { GATE_WORD } from '../../src/lib/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsm-pieces-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -57,6 +59,9 @@ describe('status files', () => {
       '/run/nsmatrix/step-03-0123456789abcdef.status',
     ]);
     expect(wrapperCommand(false, files)[0]).toBe('/bin/sh');
+    // Armed ahead: a third argument makes the wrapper wait for the gate word first.
+    expect(wrapperCommand(true, files, undefined, true)).toEqual([...wrapperCommand(true, files), 'gated']);
+    expect(wrapperCommand(false, files, undefined, true).slice(-1)).toEqual(['gated']);
   });
 
   it('names step files with a token a step cannot guess', () => {
@@ -65,6 +70,38 @@ describe('status files', () => {
     expect(a).toMatch(/^step-03-[0-9a-f]{16}$/);
     expect(a).not.toBe(b);
   });
+});
+
+describe('step wrappers, armed ahead', () => {
+  // Run on the host: the same perl and sh scripts the containers run, with the gate on stdin.
+  for (const [kind, text, interpreter] of [['perl', PERL_WRAPPER, 'perl'], ['sh', SH_WRAPPER, 'sh']] as const) {
+    const wrap = (name: string, input: string | null, gated = true) => {
+      const base = join(dir, `${kind}-${name}`);
+      writeFileSync(`${base}.wrap`, text);
+      // The step records that it ran and what it read on its stdin.
+      writeFileSync(`${base}.sh`, `touch ${base}.ran\ncat > ${base}.stdin\nexit 3\n`);
+      writeFileSync(`${base}.status`, `${' '.repeat(STATUS_ROOM)}\n`);
+      const r = spawnSync(interpreter, [`${base}.wrap`, `${base}.sh`, `${base}.status`, ...(gated ? ['gated'] : [])], {
+        input: input ?? '',
+        encoding: 'utf8',
+      });
+      return { code: r.status, ran: existsSync(`${base}.ran`), stdin: existsSync(`${base}.stdin`) ? readFileSync(`${base}.stdin`, 'utf8') : null, status: parseStatus(readFileSync(`${base}.status`, 'utf8')) };
+    };
+
+    it(`${kind}: runs the step after the gate word, with /dev/null for stdin, and records its fate`, () => {
+      expect(wrap('open', `${GATE_WORD}more input the step must not see\n`)).toEqual({ code: 3, ran: true, stdin: '', status: { exitCode: 3, signal: null } });
+    });
+
+    it(`${kind}: runs nothing when the pipe closes without the word, or brings another line`, () => {
+      expect(wrap('eof', null)).toEqual({ code: 125, ran: false, stdin: null, status: null });
+      expect(wrap('other', 'opened\n')).toEqual({ code: 125, ran: false, stdin: null, status: null });
+      expect(wrap('partial', GATE_WORD.trimEnd())).toEqual({ code: 125, ran: false, stdin: null, status: null });
+    });
+
+    it(`${kind}: without the third argument, runs the step at once`, () => {
+      expect(wrap('ungated', null, false)).toEqual({ code: 3, ran: true, stdin: '', status: { exitCode: 3, signal: null } });
+    });
+  }
 });
 
 describe('boot journal summary', () => {
