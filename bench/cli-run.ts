@@ -61,13 +61,15 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
     execFileSync(CLI, ['--version'], { stdio: 'ignore' });
     // Interleaved rounds (start-up, nsmatrix, a one-cell run, raw loop): on a host whose load changes from minute to
     // minute, each round's ratio compares runs made at about the same moment; the median of those ratios is the
-    // figure. The one-cell run splits a run's cost into what every cell adds and what a run costs once.
+    // figure. The one-cell run splits a run's cost into what every cell adds and what a run costs once; alone, it
+    // is a run with nothing to overlap (a cell's container is set up while the one before runs: runtime/exec.ts).
     const starts: number[] = [];
     const serials: number[] = [];
     const singles: number[] = [];
     const raws: number[] = [];
     const ratios: number[] = [];
     const marginalRatios: number[] = [];
+    const singleRatios: number[] = [];
     for (let round = 0; round < repeats; round++) {
       const s = (await timeIt(1, () => execFileSync(CLI, ['--version'], { stdio: 'ignore' }))).median;
       const n = (await timeIt(1, () => nsmatrix(1))).median;
@@ -79,6 +81,7 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
       raws.push(r);
       ratios.push((n - s) / r);
       marginalRatios.push((n - n1) / (cells - 1) / (r / cells));
+      singleRatios.push((n1 - s) / (r / cells));
     }
     const start = { median: median(starts) };
     const serial = { median: median(serials) };
@@ -137,7 +140,8 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
       // Not the target's figure (that is the line above): how the whole-run ratio splits, for the notes.
       [`what each further cell adds: (${cells}-cell run - 1-cell run) / ${cells - 1}`, marginal, `ratio ${(marginal / rawPerCell).toFixed(2)}x raw nspawn`],
       [`per-round ratio of that to raw nspawn, median of ${repeats} rounds (x)`, median(marginalRatios), `rounds ${marginalRatios.map((r) => r.toFixed(2)).join(' ')}`],
-      ['what a run costs once: 1-cell run - CLI start-up - one cell', fixed],
+      ['what a run costs once: 1-cell run - CLI start-up - one further cell', fixed, 'its first container is not overlapped'],
+      ['a 1-cell run (nothing to overlap): run minus CLI start-up', median(singles) - start.median, `per-round ratio ${median(singleRatios).toFixed(2)}x one raw container`],
     ]);
     const mibPerS = (ms: number) => 1024 / (ms / 1000);
     const mibs = (list: number[]) => list.map((ms) => mibPerS(ms).toFixed(0)).join(' ');
@@ -156,6 +160,8 @@ export async function benchCliRun(options: { stateDir?: string; cells?: number; 
       marginalPerCellMs: marginal,
       marginalPairedRatio: median(marginalRatios),
       fixedMs: fixed,
+      singleCellMs: median(singles) - start.median,
+      singleCellPairedRatio: median(singleRatios),
       run2Ms: parallel.median,
       throughputMiBs: mibPerS(bigMs),
       rawThroughputMiBs: mibPerS(rawBigMs),
