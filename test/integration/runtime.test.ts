@@ -407,6 +407,23 @@ describe('armed steps', () => {
     }
   });
 
+  it('an armed container that fails while it is set up, before its turn, is an infrastructure error at run()', async () => {
+    const missing = join(work, 'no-such-root-armed');
+    mkdirSync(missing);
+    const c = await openContainer(options({ root: missing }));
+    try {
+      const armed = await c.arm!(request(c, 'true'));
+      // nspawn has long given up by now: run() finds it gone, writes no word, and reports it as before.
+      await new Promise((r) => setTimeout(r, 1_000));
+      const r = await armed.run();
+      expect(r.exitCode).toBeNull();
+      expect(r.timedOut).toBe(false);
+      expect(r.infrastructureError).toMatch(/systemd-nspawn exited with status \d+ before the step ran/);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('close() discards a step armed and never run: nothing ran, no process, cgroup or log is left', async () => {
     const opts = options();
     const c = await openContainer(opts);
