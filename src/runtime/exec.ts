@@ -37,8 +37,8 @@ export function stepFiles(control: ControlDir, token: string): StepFiles {
 }
 
 /** The argv that runs a step script through the wrapper inside the container; `gated`: after the gate word. */
-export function wrapperCommand(usePerl: boolean, files: StepFiles, statusPath = files.inContainer.status, gated = false): string[] {
-  return [usePerl ? '/usr/bin/perl' : '/bin/sh', files.inContainer.wrapper, files.inContainer.script, statusPath, ...(gated ? ['gated'] : [])];
+export function wrapperCommand(usePerl: boolean, files: StepFiles, gated = false): string[] {
+  return [usePerl ? '/usr/bin/perl' : '/bin/sh', files.inContainer.wrapper, files.inContainer.script, files.inContainer.status, ...(gated ? ['gated'] : [])];
 }
 
 export function scriptText(script: string): string {
@@ -106,7 +106,7 @@ export async function armStep(ctx: ExecContext, request: ExecRequest, gated: boo
       ...ctx.plan,
       interactive: request.interactive ?? ctx.plan.interactive,
       env: { ...ctx.plan.env, ...request.env },
-      command: wrapperCommand(ctx.usePerl, files, undefined, gated),
+      command: wrapperCommand(ctx.usePerl, files, gated),
     }),
   ];
   const cgroup = await createContainerCgroup(ctx.plan.host, ctx.plan.machine);

@@ -60,8 +60,8 @@ describe('status files', () => {
     ]);
     expect(wrapperCommand(false, files)[0]).toBe('/bin/sh');
     // Armed ahead: a third argument makes the wrapper wait for the gate word first.
-    expect(wrapperCommand(true, files, undefined, true)).toEqual([...wrapperCommand(true, files), 'gated']);
-    expect(wrapperCommand(false, files, undefined, true).slice(-1)).toEqual(['gated']);
+    expect(wrapperCommand(true, files, true)).toEqual([...wrapperCommand(true, files), 'gated']);
+    expect(wrapperCommand(false, files, true).slice(-1)).toEqual(['gated']);
   });
 
   it('names step files with a token a step cannot guess', () => {
